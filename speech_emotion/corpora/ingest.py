@@ -1,0 +1,381 @@
+"""Ingest the four corpora into one utterances table and one rejected table.
+
+:func:`ingest_corpora` walks every corpus root, and puts **every** file it
+finds (any extension, hidden files included) into exactly one of two tables:
+
+* ``utterances`` (columns :meth:`Utterance.columns`): the usable audio files
+  with their label, speaker, sentence and native audio facts;
+* ``rejected`` (columns :meth:`Rejection.columns`): everything else, with a
+  :class:`RejectReason` and a human-readable detail.
+
+so that ``found == len(utterances) + len(rejected)`` always holds.
+
+Checks, in order, for each file (the first failing one decides the reason):
+
+1. extension: not ``.wav`` (any case) -> ``NOT_AUDIO`` "not a .wav file".
+   Known metadata such as CREMA-D's ``VideoDemographics.csv`` is read (for
+   speaker genders) *and* listed as ``NOT_AUDIO``, so that counts add up;
+2. Git LFS pointer stub -> ``GIT_LFS_POINTER``;
+3. file name -> ``UNPARSEABLE_NAME`` / ``UNKNOWN_EMOTION`` (per-corpus rules
+   in :mod:`.tess`, :mod:`.savee`, :mod:`.ravdess`, :mod:`.crema`);
+4. label policy -> ``EXCLUDED_LABEL`` (RAVDESS song and calm, see
+   :class:`IngestOptions`);
+5. audio decode and validation -> ``NOT_AUDIO``, ``UNREADABLE_AUDIO``,
+   ``TRUNCATED_AUDIO``, ``EMPTY_AUDIO``, ``TOO_SHORT``, ``SILENT_AUDIO``
+   (see :mod:`speech_emotion.audio`);
+6. duplicates: byte-identical files (sha1) anywhere in the run; the
+   lexicographically first absolute path is kept, the others are
+   ``DUPLICATE`` naming the kept file.
+
+Each file is read from disk once: the bytes are hashed and decoded from memory.
+Each rejection is logged as one warning on the ``speech_emotion.corpora``
+logger and the run goes on.
+
+This module also holds the small records the corpus parsers share
+(:class:`ParsedName`, :class:`NameParseError`); the parsers are imported
+lazily by :func:`ingest_corpora`, so importing a parser never imports pandas
+machinery it does not need and there is no import cycle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from speech_emotion.audio import AudioError, check_signal, decode_audio_bytes, is_git_lfs_pointer
+from speech_emotion.corpora.common import (
+    AUDIO_EXTENSIONS,
+    CORPORA,
+    EMOTIONS,
+    Rejection,
+    RejectReason,
+    Utterance,
+)
+
+__all__ = [
+    "IngestOptions",
+    "IngestResult",
+    "NameParseError",
+    "ParsedName",
+    "ingest_corpora",
+    "list_files",
+]
+
+logger = logging.getLogger("speech_emotion.corpora")
+
+
+# --------------------------------------------------------------------------- #
+# Records shared by the parsers
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(frozen=True)
+class ParsedName:
+    """What a file's name (and, for SAVEE's original layout, folder) says.
+
+    ``emotion`` is one of :data:`EMOTIONS`, or ``None`` when the label policy
+    (:class:`IngestOptions`) excludes the file; ``excluded`` then says why
+    (e.g. ``"song, excluded by option ravdess_song=False"``).
+    """
+
+    corpus: str
+    speaker: str  # prefixed by the corpus, e.g. "crema_1001"
+    gender: str  # "female" | "male"
+    emotion: str | None
+    source_label: str  # as the corpus spells it: "ps", "ANG", "05", "sa"
+    sentence: str  # sentence / word id within the corpus
+    excluded: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.emotion is not None and self.emotion not in EMOTIONS:
+            raise ValueError(f"emotion {self.emotion!r} is not one of {EMOTIONS}")
+        if (self.emotion is None) != (self.excluded is not None):
+            raise ValueError("exactly one of emotion and excluded must be set")
+
+
+class NameParseError(ValueError):
+    """A file name does not follow its corpus's naming rules.
+
+    ``reason`` is ``UNPARSEABLE_NAME`` or ``UNKNOWN_EMOTION``.
+    """
+
+    def __init__(self, reason: RejectReason, detail: str):
+        super().__init__(reason, detail)
+        self.reason = RejectReason(reason)
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return f"{self.reason.value}: {self.detail}"
+
+
+@dataclass
+class IngestOptions:
+    """Label policy and audio validation thresholds."""
+
+    ravdess_song: bool = False  # include RAVDESS sung utterances
+    ravdess_calm: Literal["drop", "neutral"] = "drop"  # RAVDESS calm: drop or merge into neutral
+    min_duration_s: float = 0.5  # shorter files are TOO_SHORT
+    silence_dbfs: float = -60.0  # files whose peak is below this are SILENT_AUDIO
+
+    def __post_init__(self) -> None:
+        if self.ravdess_calm not in ("drop", "neutral"):
+            raise ValueError(f"ravdess_calm must be 'drop' or 'neutral', got {self.ravdess_calm!r}")
+
+
+def list_files(root: str | os.PathLike) -> list[Path]:
+    """Every file under ``root`` (recursively, hidden files included), sorted.
+
+    Symbolic links to directories are not followed (no cycles, no double
+    counting); symbolic links to files are listed.
+    """
+    root = Path(root)
+    out: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames.sort()
+        base = Path(dirpath)
+        # Everything that is not a directory counts as found, broken links
+        # included (they end up rejected as unreadable), so counts add up.
+        out.extend(base / name for name in filenames)
+    return sorted(out)
+
+
+# --------------------------------------------------------------------------- #
+# Result
+# --------------------------------------------------------------------------- #
+
+
+@dataclass
+class IngestResult:
+    """The two tables of one ingestion run, and how many files were found."""
+
+    utterances: pd.DataFrame  # columns exactly Utterance.columns(), sorted by path
+    rejected: pd.DataFrame  # columns exactly Rejection.columns(), sorted by path
+    found: int  # == len(utterances) + len(rejected)
+
+    def summary(self) -> str:
+        """A plain-text report: ingested corpus x class counts, rejected corpus x reason."""
+        lines = [
+            f"found {self.found} files: {len(self.utterances)} ingested, "
+            f"{len(self.rejected)} rejected",
+            "",
+            "ingested (corpus x emotion):",
+        ]
+        if len(self.utterances):
+            table = pd.crosstab(
+                self.utterances["corpus"],
+                self.utterances["emotion"],
+                margins=True,
+                margins_name="total",
+            )
+            cols = [e for e in EMOTIONS if e in table.columns] + ["total"]
+            rows = [c for c in CORPORA if c in table.index] + ["total"]
+            lines.append(table.loc[rows, cols].to_string())
+        else:
+            lines.append("  (none)")
+        lines += ["", "rejected (corpus x reason):"]
+        if len(self.rejected):
+            table = pd.crosstab(
+                self.rejected["corpus"], self.rejected["reason"], margins=True, margins_name="total"
+            )
+            reasons = [r.value for r in RejectReason if r.value in table.columns] + ["total"]
+            rows = [c for c in CORPORA if c in table.index] + ["total"]
+            lines.append(table.loc[rows, reasons].to_string())
+        else:
+            lines.append("  (none)")
+        return "\n".join(lines)
+
+    def write(self, out_dir: str | os.PathLike) -> tuple[Path, Path]:
+        """Write ``utterances.csv`` and ``rejected.csv`` into ``out_dir`` (created)."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        utt_path, rej_path = out / "utterances.csv", out / "rejected.csv"
+        self.utterances.to_csv(utt_path, index=False)
+        self.rejected.to_csv(rej_path, index=False)
+        return utt_path, rej_path
+
+
+# --------------------------------------------------------------------------- #
+# Ingestion
+# --------------------------------------------------------------------------- #
+
+Parser = Callable[[Path], ParsedName]
+
+
+def _make_parser(corpus: str, root: Path, files: list[Path], options: IngestOptions) -> Parser:
+    """The name parser for one corpus root, bound to the options (and CREMA genders)."""
+    from speech_emotion.corpora import crema, ravdess, savee, tess
+
+    if corpus == "tess":
+        return tess.parse_name
+    if corpus == "savee":
+        return savee.parse_name
+    if corpus == "ravdess":
+        return lambda p: ravdess.parse_name(p, options)
+    if corpus == "crema":
+        genders = crema.find_demographics(root, files)
+        return lambda p: crema.parse_name(p, genders=genders)
+    raise ValueError(f"unknown corpus {corpus!r}; expected one of {CORPORA}")
+
+
+def _metadata_note(corpus: str, path: Path) -> str:
+    if corpus == "crema" and path.name.lower() == "videodemographics.csv":
+        return " (CREMA-D demographics, read for speaker genders)"
+    return ""
+
+
+@dataclass
+class _Candidate:
+    path: str
+    utterance: Utterance
+
+
+@dataclass
+class _Run:
+    options: IngestOptions
+    utterances: list[_Candidate] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+
+    def reject(self, path: str, corpus: str, reason: RejectReason, detail: str) -> None:
+        self.rejected.append(
+            Rejection(path=path, corpus=corpus, reason=reason.value, detail=detail)
+        )
+        logger.warning("rejected %s (%s): %s: %s", path, corpus, reason.value, detail)
+
+    def process(self, corpus: str, path: Path, parse: Parser) -> None:
+        apath = str(path.resolve())
+        if path.suffix.lower() not in AUDIO_EXTENSIONS:
+            detail = "not a .wav file" + _metadata_note(corpus, path)
+            self.reject(apath, corpus, RejectReason.NOT_AUDIO, detail)
+            return
+        if is_git_lfs_pointer(path):
+            self.reject(
+                apath,
+                corpus,
+                RejectReason.GIT_LFS_POINTER,
+                "Git LFS pointer stub, not audio (fetch the real file with `git lfs pull`)",
+            )
+            return
+        try:
+            parsed = parse(path)
+        except NameParseError as err:
+            self.reject(apath, corpus, err.reason, err.detail)
+            return
+        if parsed.emotion is None:
+            detail = parsed.excluded or "excluded by policy"
+            self.reject(apath, corpus, RejectReason.EXCLUDED_LABEL, detail)
+            return
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            self.reject(apath, corpus, RejectReason.UNREADABLE_AUDIO, f"cannot read file: {err}")
+            return
+        try:
+            y, info = decode_audio_bytes(data, apath)
+            check_signal(
+                y,
+                info.sample_rate,
+                min_duration_s=self.options.min_duration_s,
+                silence_dbfs=self.options.silence_dbfs,
+            )
+        except AudioError as err:
+            self.reject(apath, corpus, err.reason, err.detail)
+            return
+        utt = Utterance(
+            path=apath,
+            corpus=corpus,
+            speaker=parsed.speaker,
+            gender=parsed.gender,
+            emotion=parsed.emotion,
+            source_label=parsed.source_label,
+            sentence=parsed.sentence,
+            duration_s=y.shape[0] / info.sample_rate,
+            sample_rate=info.sample_rate,
+            channels=info.channels,
+            content_hash=hashlib.sha1(data).hexdigest(),
+        )
+        self.utterances.append(_Candidate(apath, utt))
+
+    def drop_duplicates(self) -> list[Utterance]:
+        """Keep the lexicographically first path of each content hash."""
+        kept: dict[str, Utterance] = {}
+        out: list[Utterance] = []
+        for cand in sorted(self.utterances, key=lambda c: c.path):
+            utt = cand.utterance
+            first = kept.get(utt.content_hash)
+            if first is None:
+                kept[utt.content_hash] = utt
+                out.append(utt)
+            else:
+                where = "" if first.corpus == utt.corpus else f" ({first.corpus})"
+                self.reject(
+                    utt.path,
+                    utt.corpus,
+                    RejectReason.DUPLICATE,
+                    f"byte-identical to {first.path}{where} "
+                    f"(sha1 {utt.content_hash[:12]}), which is kept",
+                )
+        return out
+
+
+def _frame(records: list, columns: list[str]) -> pd.DataFrame:
+    df = pd.DataFrame([r.to_dict() for r in records], columns=columns)
+    if len(df):
+        df = df.sort_values("path", kind="stable").reset_index(drop=True)
+    return df
+
+
+def ingest_corpora(
+    roots: Mapping[str, str | os.PathLike | None],
+    options: IngestOptions | None = None,
+    progress: bool = True,
+) -> IngestResult:
+    """Ingest the corpora under ``roots`` (keys in :data:`CORPORA`; ``None`` skipped).
+
+    Raises :class:`ValueError` for an unknown corpus key and
+    :class:`FileNotFoundError` (naming corpus and path) for a missing root.
+    Bad files never raise: they go to the rejected table (see the module
+    docstring for the order of checks).
+    """
+    options = options or IngestOptions()
+    selected: list[tuple[str, Path]] = []
+    for corpus, root in roots.items():
+        if corpus not in CORPORA:
+            raise ValueError(f"unknown corpus {corpus!r}; expected one of {CORPORA}")
+        if root is None:
+            continue
+        root_path = Path(root).expanduser()
+        if not root_path.exists():
+            raise FileNotFoundError(f"{corpus} root does not exist: {root_path}")
+        if not root_path.is_dir():
+            raise NotADirectoryError(f"{corpus} root is not a directory: {root_path}")
+        selected.append((corpus, root_path))
+
+    listed = [(corpus, root, list_files(root)) for corpus, root in selected]
+    found = sum(len(files) for _, _, files in listed)
+    run = _Run(options)
+    with tqdm(total=found, desc="ingest", unit="file", disable=not progress) as bar:
+        for corpus, root, files in listed:
+            parse = _make_parser(corpus, root, files, options)
+            bar.set_postfix_str(corpus)
+            for path in files:
+                run.process(corpus, path, parse)
+                bar.update(1)
+    utterances = run.drop_duplicates()
+    result = IngestResult(
+        utterances=_frame(utterances, Utterance.columns()),
+        rejected=_frame(run.rejected, Rejection.columns()),
+        found=found,
+    )
+    assert result.found == len(result.utterances) + len(result.rejected), "counts must add up"
+    logger.info(
+        "ingested %d of %d files (%d rejected)", len(result.utterances), found, len(result.rejected)
+    )
+    return result

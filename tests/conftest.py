@@ -1,0 +1,38 @@
+"""Test-wide set-up: a private ZenML store in a temporary folder, set before ZenML is imported.
+
+Tests never touch the user's ``.zenml-home`` or ``~/.config/zenml``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+_ZENML_HOME = tempfile.mkdtemp(prefix="ser-tests-zenml-")
+os.environ["ZENML_CONFIG_PATH"] = _ZENML_HOME
+os.environ["ZENML_ANALYTICS_OPT_IN"] = "false"
+os.environ["ZENML_ENABLE_RICH_TRACEBACK"] = "false"
+os.environ["AUTO_OPEN_DASHBOARD"] = "false"
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.pop("ZENML_ACTIVE_STACK_ID", None)
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def zenml_home() -> str:
+    return _ZENML_HOME
+
+
+@pytest.fixture(scope="session")
+def demo_corpus(tmp_path_factory) -> dict[str, Path]:
+    """A tiny synthetic corpus in the four real layouts, shared by the session."""
+    from speech_emotion.demo_corpus import generate_demo_corpus
+
+    return generate_demo_corpus(tmp_path_factory.mktemp("demo"), per_class=2, seed=0, progress=False)
