@@ -1,0 +1,118 @@
+"""Typed configuration of the training pipeline.
+
+These pydantic models are the pipeline's parameters: ``configs/*.yaml`` fill
+them in (``parameters:`` section) and ZenML validates them before a run. They
+hold no logic beyond defaults and validation; the functions that use them live
+next to the work they configure.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from speech_emotion.corpora.common import CORPORA
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DemoCorpusConfig(_Config):
+    """Synthesise the demo corpus (``ser demo-corpus``) into ``root`` if it is not there."""
+
+    root: str = "data/demo"
+    per_class: int = Field(6, ge=1)
+    seed: int = 0
+
+
+class CorporaConfig(_Config):
+    """Where the four corpora are: a folder per corpus, or the demo corpus.
+
+    Relative paths are taken from the project root. A corpus left out (None)
+    is not used. When ``demo`` is set, corpora without a folder of their own
+    come from the demo corpus.
+    """
+
+    tess: str | None = None
+    savee: str | None = None
+    ravdess: str | None = None
+    crema: str | None = None
+    demo: DemoCorpusConfig | None = None
+
+    @model_validator(mode="after")
+    def _something_to_read(self) -> "CorporaConfig":
+        if self.demo is None and not any(getattr(self, c) for c in CORPORA):
+            raise ValueError("no corpus configured: give at least one of tess/savee/ravdess/crema, or demo")
+        return self
+
+    def explicit_roots(self, base: Path) -> dict[str, Path]:
+        roots = {}
+        for corpus in CORPORA:
+            value = getattr(self, corpus)
+            if value:
+                path = Path(value).expanduser()
+                roots[corpus] = path if path.is_absolute() else base / path
+        return roots
+
+
+class IngestConfig(_Config):
+    ravdess_song: bool = False
+    ravdess_calm: Literal["drop", "neutral"] = "drop"
+    min_duration_s: float = Field(0.5, ge=0)
+    silence_dbfs: float = -60.0
+
+
+class SplitConfig(_Config):
+    """Train/validation/test split.
+
+    ``stratified`` is the seed's (stratified by class and origin; speakers and
+    sentences are shared between splits, so figures are optimistic);
+    ``speaker`` keeps every speaker in one split; ``corpus`` holds out
+    ``test_corpus`` whole (leave-one-corpus-out).
+    """
+
+    strategy: Literal["stratified", "speaker", "corpus"] = "stratified"
+    val_fraction: float = Field(0.2, gt=0, lt=1)
+    test_fraction: float = Field(0.1, ge=0, lt=1)
+    test_corpus: str | None = None
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _corpus_strategy_needs_corpus(self) -> "SplitConfig":
+        if self.strategy == "corpus" and self.test_corpus not in CORPORA:
+            raise ValueError(f"strategy 'corpus' needs test_corpus, one of {CORPORA}")
+        return self
+
+
+class FeatureConfig(_Config):
+    sample_rate: int = 16000
+    duration_s: float = 8.0
+    n_fft: int = 2048
+    hop_length: int = 512
+    n_mels: int = 128
+    n_mfcc: int = 40
+    n_chroma: int = 12
+    top_db: float = 80.0
+    chroma_tuning: bool = True
+    #: content-addressed cache of per-clip features; relative to the project root
+    cache_dir: str | None = "data/cache/features"
+    workers: int = Field(1, ge=1)
+    scale: bool = True
+
+
+class ModelConfig(_Config):
+    """Which network family to train and its hyperparameters (the seed's Table 3 by default)."""
+
+    family: str = "cnn2d_lstm"
+    hparams: dict = Field(default_factory=dict)
+
+
+class TrainingConfig(_Config):
+    epochs: int = Field(50, ge=1)
+    batch_size: int = Field(32, ge=1)
+    early_stopping_patience: int = Field(8, ge=0)
+    seed: int = 0
+    mixed_precision: bool = False

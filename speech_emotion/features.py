@@ -1,0 +1,309 @@
+"""Acoustic features of the seed (section 3): MFCC, log-mel spectrogram, chromagram.
+
+Per clip, resampled to 16 kHz and zero-padded (or cut) to a fixed duration:
+
+- ``logmel``: the 2-D log-mel spectrogram, 128 mel bands x 251 frames for 8 s
+  at 16 kHz with a 512-sample hop (the CNN2D inputs).
+- ``mfcc`` (40), ``chroma`` (12), ``mel`` (128): time-averaged vectors over the
+  frames that hold the clip itself, not the padding (the 1-D inputs; the seed's
+  "all" input is their concatenation, 180 values, as in the Kaggle SER notebooks
+  it builds on).
+
+One STFT per clip serves all of them. librosa's centred STFT pads with zeros,
+so the first frames of the padded clip's STFT are exactly the frames of the
+unpadded clip: every feature here equals what the corresponding
+``librosa.feature`` call gives on the clip (see tests/test_features.py), at a
+fraction of the cost of the seed's one-call-per-feature loop (bench/).
+
+Extraction is cached per clip in a folder of ``.npz`` files keyed by the clip's
+content hash and the feature parameters, so adding audio files only computes
+features for the new ones.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from speech_emotion.audio import load_audio
+
+logger = logging.getLogger(__name__)
+
+FEATURE_KINDS: tuple[str, ...] = ("mfcc", "chroma", "mel", "logmel")
+
+
+@dataclass(frozen=True)
+class FeatureParams:
+    """Parameters of feature extraction (the seed's values by default)."""
+
+    sample_rate: int = 16000
+    duration_s: float = 8.0
+    n_fft: int = 2048
+    hop_length: int = 512
+    n_mels: int = 128
+    n_mfcc: int = 40
+    n_chroma: int = 12
+    top_db: float = 80.0
+    #: estimate tuning for the chromagram as librosa.feature.chroma_stft does
+    chroma_tuning: bool = True
+
+    @property
+    def n_samples(self) -> int:
+        return int(round(self.sample_rate * self.duration_s))
+
+    @property
+    def n_frames(self) -> int:
+        return 1 + self.n_samples // self.hop_length
+
+    def key(self) -> str:
+        """A short digest of the parameters, part of every cache key."""
+        blob = json.dumps(asdict(self), sort_keys=True).encode()
+        return hashlib.sha1(blob).hexdigest()[:12]
+
+
+@dataclass
+class ClipFeatures:
+    mfcc: np.ndarray  # (n_mfcc,)
+    chroma: np.ndarray  # (n_chroma,)
+    mel: np.ndarray  # (n_mels,) mean log-mel (dB) over the clip's frames
+    logmel: np.ndarray  # (n_mels, n_frames) dB, ref = clip max
+
+
+@dataclass
+class FeatureSet:
+    """Features of a set of utterances, row-aligned with ``utterance_ids``.
+
+    Arrays may be memory-mapped (read-only) when loaded by the materializer.
+    """
+
+    utterance_ids: np.ndarray  # (N,) str: the utterance's path
+    labels: np.ndarray  # (N,) int: index into EMOTIONS
+    corpus: np.ndarray  # (N,) str: origin of each utterance
+    mfcc: np.ndarray  # (N, n_mfcc) float32
+    chroma: np.ndarray  # (N, n_chroma) float32
+    mel: np.ndarray  # (N, n_mels) float32
+    logmel: np.ndarray  # (N, n_mels, n_frames) float32
+    params: dict = field(default_factory=dict)
+    scaled: bool = False
+
+    ARRAYS = ("utterance_ids", "labels", "corpus", "mfcc", "chroma", "mel", "logmel")
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name) for name in self.ARRAYS}
+
+    def input(self, name: str) -> np.ndarray:
+        """A model input by name: a feature kind or a '+'-joined 1-D combination.
+
+        ``"mfcc"``, ``"logmel"``, ``"mfcc+chroma"`` (the seed's ``no_mel``),
+        ``"mfcc+chroma+mel"`` (the seed's ``all``).
+        """
+        parts = name.split("+")
+        for part in parts:
+            if part not in FEATURE_KINDS:
+                raise KeyError(f"unknown feature {part!r} in input {name!r}; known: {FEATURE_KINDS}")
+        if len(parts) == 1:
+            return getattr(self, parts[0])
+        if "logmel" in parts:
+            raise KeyError("logmel is 2-D and cannot be concatenated with 1-D features")
+        return np.concatenate([np.asarray(getattr(self, p)) for p in parts], axis=1)
+
+    def subset(self, index: np.ndarray) -> "FeatureSet":
+        return FeatureSet(
+            **{name: np.asarray(arr)[index] for name, arr in self.arrays().items()},
+            params=dict(self.params),
+            scaled=self.scaled,
+        )
+
+
+def _fixed_length(y: np.ndarray, n: int) -> np.ndarray:
+    if y.shape[0] >= n:
+        return y[:n]
+    return np.pad(y, (0, n - y.shape[0]))
+
+
+@functools.lru_cache(maxsize=8)
+def _mel_filterbank(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
+    import librosa
+
+    return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)
+
+
+def clip_features(y: np.ndarray, params: FeatureParams = FeatureParams()) -> ClipFeatures:
+    """All features of one mono clip already at ``params.sample_rate``."""
+    import librosa
+
+    sr = params.sample_rate
+    n_valid_frames = 1 + min(y.shape[0], params.n_samples) // params.hop_length
+    padded = _fixed_length(np.asarray(y, dtype=np.float32), params.n_samples)
+    spec = librosa.stft(padded, n_fft=params.n_fft, hop_length=params.hop_length)
+    power = spec.real**2 + spec.imag**2
+    mel_power = _mel_filterbank(sr, params.n_fft, params.n_mels) @ power  # (n_mels, n_frames)
+
+    logmel = librosa.power_to_db(mel_power, ref=np.max, top_db=params.top_db)
+
+    clip_mel_db = librosa.power_to_db(mel_power[:, :n_valid_frames], top_db=params.top_db)
+    mfcc = librosa.feature.mfcc(S=clip_mel_db, n_mfcc=params.n_mfcc)
+    clip_power = power[:, :n_valid_frames]
+    tuning = None if params.chroma_tuning else 0.0
+    chroma = librosa.feature.chroma_stft(
+        S=clip_power, sr=sr, n_fft=params.n_fft, hop_length=params.hop_length,
+        n_chroma=params.n_chroma, tuning=tuning,
+    )
+    return ClipFeatures(
+        mfcc=mfcc.mean(axis=1).astype(np.float32),
+        chroma=chroma.mean(axis=1).astype(np.float32),
+        mel=clip_mel_db.mean(axis=1).astype(np.float32),
+        logmel=logmel.astype(np.float32),
+    )
+
+
+class FeatureCache:
+    """One ``.npz`` per (clip content, feature parameters) in a folder."""
+
+    def __init__(self, root: str | Path, params: FeatureParams):
+        self.root = Path(root) / params.key()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, content_hash: str) -> Path:
+        return self.root / content_hash[:2] / f"{content_hash}.npz"
+
+    def get(self, content_hash: str) -> ClipFeatures | None:
+        path = self._path(content_hash)
+        if not path.exists():
+            return None
+        try:
+            with np.load(path) as data:
+                return ClipFeatures(**{k: data[k] for k in ("mfcc", "chroma", "mel", "logmel")})
+        except Exception as exc:  # a torn write from an interrupted run
+            logger.warning("ignoring unreadable feature cache entry %s: %s", path, exc)
+            return None
+
+    def put(self, content_hash: str, feats: ClipFeatures) -> None:
+        path = self._path(content_hash)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, **asdict(feats))
+        os.replace(tmp, path)
+
+
+def _extract_one(args: tuple[str, FeatureParams]) -> ClipFeatures:
+    path, params = args
+    return clip_features(load_audio(path, target_sr=params.sample_rate), params)
+
+
+def extract_features(
+    paths: Sequence[str],
+    labels: Sequence[int],
+    corpus: Sequence[str],
+    content_hashes: Sequence[str] | None = None,
+    params: FeatureParams = FeatureParams(),
+    cache_dir: str | Path | None = None,
+    workers: int = 1,
+    progress: bool = True,
+) -> FeatureSet:
+    """Extract the features of every path (in order), using the cache when given."""
+    from tqdm.auto import tqdm
+
+    n = len(paths)
+    out = {
+        "mfcc": np.zeros((n, params.n_mfcc), np.float32),
+        "chroma": np.zeros((n, params.n_chroma), np.float32),
+        "mel": np.zeros((n, params.n_mels), np.float32),
+        "logmel": np.zeros((n, params.n_mels, params.n_frames), np.float32),
+    }
+    cache = FeatureCache(cache_dir, params) if cache_dir is not None else None
+    todo: list[int] = []
+    for i in range(n):
+        hit = cache.get(content_hashes[i]) if cache and content_hashes is not None else None
+        if hit is None:
+            todo.append(i)
+        else:
+            _store(out, i, hit)
+    if n:
+        logger.info("features: %d clips, %d from cache, %d to extract", n, n - len(todo), len(todo))
+
+    def results():
+        jobs = [(paths[i], params) for i in todo]
+        if workers > 1 and len(todo) > 1:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                yield from pool.map(_extract_one, jobs, chunksize=8)
+        else:
+            yield from map(_extract_one, jobs)
+
+    for i, feats in tqdm(zip(todo, results()), total=len(todo), desc="features", disable=not progress):
+        _store(out, i, feats)
+        if cache is not None and content_hashes is not None:
+            cache.put(content_hashes[i], feats)
+
+    return FeatureSet(
+        utterance_ids=np.asarray(paths, dtype=str),
+        labels=np.asarray(labels, dtype=np.int64),
+        corpus=np.asarray(corpus, dtype=str),
+        params=asdict(params),
+        **out,
+    )
+
+
+def _store(out: dict[str, np.ndarray], i: int, feats: ClipFeatures) -> None:
+    for name in out:
+        out[name][i] = getattr(feats, name)
+
+
+# --------------------------------------------------------------------------- scaling
+
+
+@dataclass
+class FeatureScaler:
+    """Standard scaling fitted on the training split only (seed section 3.1).
+
+    One ``sklearn.preprocessing.StandardScaler`` per feature kind; the 2-D
+    log-mel is scaled per (band, frame) element, i.e. each of its values is a
+    feature, as the seed's scaler on flattened inputs did.
+    """
+
+    scalers: dict = field(default_factory=dict)
+
+    @classmethod
+    def fit(cls, features: FeatureSet, batch: int = 512) -> "FeatureScaler":
+        from sklearn.preprocessing import StandardScaler
+
+        scalers = {}
+        for kind in FEATURE_KINDS:
+            arr = getattr(features, kind)
+            scaler = StandardScaler()
+            for start in range(0, len(features), batch):
+                chunk = np.asarray(arr[start : start + batch], dtype=np.float64)
+                scaler.partial_fit(chunk.reshape(chunk.shape[0], -1))
+            scalers[kind] = scaler
+        return cls(scalers)
+
+    def transform(self, features: FeatureSet, batch: int = 512) -> FeatureSet:
+        scaled = {}
+        for kind in FEATURE_KINDS:
+            arr = getattr(features, kind)
+            out = np.empty(arr.shape, np.float32)
+            for start in range(0, len(features), batch):
+                chunk = np.asarray(arr[start : start + batch])
+                flat = self.scalers[kind].transform(chunk.reshape(chunk.shape[0], -1))
+                out[start : start + batch] = flat.reshape(chunk.shape)
+            scaled[kind] = out
+        return FeatureSet(
+            utterance_ids=np.asarray(features.utterance_ids),
+            labels=np.asarray(features.labels),
+            corpus=np.asarray(features.corpus),
+            params=dict(features.params),
+            scaled=True,
+            **scaled,
+        )

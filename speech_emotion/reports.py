@@ -1,0 +1,197 @@
+"""Figures and HTML reports: the seed's dataset analysis (Table 1, Figures 1-3) and
+evaluation figures (confusion matrices, per-origin and per-class tables).
+
+Figures are matplotlib ``Figure`` objects (logged to MLflow by the steps); the
+HTML reports embed them as PNG so a ZenML dashboard or a browser shows them
+with no other file.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from speech_emotion.corpora.common import CORPORA, EMOTIONS
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+# --------------------------------------------------------------------------- dataset analysis
+
+
+def duration_table(splits: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The seed's Table 1: #samples and duration statistics per split and per origin."""
+    rows = []
+    for name, df in splits.items():
+        if not df.empty:
+            rows.append((name, df))
+    all_rows = pd.concat([df for _, df in rows]) if rows else pd.DataFrame(columns=["corpus", "duration_s"])
+    for corpus in CORPORA:
+        part = all_rows[all_rows["corpus"] == corpus]
+        if not part.empty:
+            rows.append((corpus, part))
+    table = pd.DataFrame(
+        [
+            {
+                "dataset": name,
+                "n_samples": len(df),
+                "avg_dur": df["duration_s"].mean(),
+                "max_dur": df["duration_s"].max(),
+                "min_dur": df["duration_s"].min(),
+                "median_dur": df["duration_s"].median(),
+            }
+            for name, df in rows
+        ]
+    )
+    return table.set_index("dataset") if not table.empty else table
+
+
+def class_distribution_figure(df: pd.DataFrame, title: str):
+    """Figure 1 (and 2 per corpus): number of samples per class."""
+    plt = _pyplot()
+    counts = df["emotion"].value_counts().reindex(EMOTIONS, fill_value=0)
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    bars = ax.bar(counts.index, counts.values, color="tab:blue")
+    ax.bar_label(bars)
+    ax.set_title(title)
+    ax.set_ylabel("samples")
+    fig.tight_layout()
+    return fig
+
+
+def per_corpus_class_figure(df: pd.DataFrame):
+    """Figure 2 for every corpus at once: class distribution within each origin."""
+    plt = _pyplot()
+    present = [c for c in CORPORA if (df["corpus"] == c).any()]
+    fig, axes = plt.subplots(1, max(1, len(present)), figsize=(4 * max(1, len(present)), 3.5), squeeze=False)
+    for ax, corpus in zip(axes[0], present):
+        counts = df[df["corpus"] == corpus]["emotion"].value_counts().reindex(EMOTIONS, fill_value=0)
+        ax.bar(counts.index, counts.values, color="tab:green")
+        ax.set_title(f"classes in {corpus}")
+        ax.tick_params(axis="x", rotation=60)
+    fig.tight_layout()
+    return fig
+
+
+def origin_distribution_figure(splits: dict[str, pd.DataFrame]):
+    """Figure 3: number of samples per origin, one panel per split."""
+    plt = _pyplot()
+    names = [n for n, df in splits.items() if not df.empty]
+    fig, axes = plt.subplots(1, max(1, len(names)), figsize=(4 * max(1, len(names)), 3.5), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        counts = splits[name]["corpus"].value_counts().reindex(CORPORA, fill_value=0)
+        bars = ax.bar(counts.index, counts.values, color="tab:orange")
+        ax.bar_label(bars)
+        ax.set_title(f"origin of samples ({name})")
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def confusion_matrix_figure(cm: np.ndarray, title: str):
+    plt = _pyplot()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        norm = cm / cm.sum(axis=1, keepdims=True)
+    fig, ax = plt.subplots(figsize=(6, 5))
+    im = ax.imshow(np.nan_to_num(norm), cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(EMOTIONS)), EMOTIONS, rotation=45, ha="right")
+    ax.set_yticks(range(len(EMOTIONS)), EMOTIONS)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            if cm[i, j]:
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center",
+                        color="white" if norm[i, j] > 0.5 else "black", fontsize=8)
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    return fig
+
+
+def training_curves_figure(history: dict[str, list[float]], title: str):
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        for key in (metric, f"val_{metric}"):
+            if key in history:
+                ax.plot(range(1, len(history[key]) + 1), history[key], marker="o", label=key)
+        ax.set_xlabel("epoch")
+        ax.set_title(metric)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- HTML
+
+
+def figure_png(fig, close: bool = True) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    if close:
+        _pyplot().close(fig)
+    return buf.getvalue()
+
+
+@dataclass
+class HtmlReport:
+    title: str
+    parts: list[str] = field(default_factory=list)
+
+    def heading(self, text: str) -> None:
+        self.parts.append(f"<h2>{html.escape(text)}</h2>")
+
+    def paragraph(self, text: str) -> None:
+        self.parts.append(f"<p>{html.escape(text)}</p>")
+
+    def table(self, df: pd.DataFrame, caption: str | None = None) -> None:
+        cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+        body = df.to_html(float_format=lambda v: f"{v:.4f}", border=0, classes="t")
+        self.parts.append(re.sub(r"<table[^>]*>", f'<table class="t">{cap}', body, count=1))
+
+    def image(self, png: bytes, alt: str) -> None:
+        data = base64.b64encode(png).decode()
+        self.parts.append(f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"/>'
+                          f"<figcaption>{html.escape(alt)}</figcaption></figure>")
+
+    def render(self) -> str:
+        style = ("body{font-family:sans-serif;margin:1.5em;max-width:1100px}"
+                 "table.t{border-collapse:collapse;margin:.5em 0}"
+                 "table.t td,table.t th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+                 "caption{font-weight:bold;text-align:left}img{max-width:100%}")
+        return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>"
+                f"<style>{style}</style></head><body><h1>{html.escape(self.title)}</h1>"
+                + "\n".join(self.parts) + "</body></html>")
+
+
+def logmel_examples_figure(features, per_class: int = 1):
+    """The seed's section 4: a log-mel spectrogram of one example per class."""
+    plt = _pyplot()
+    labels = np.asarray(features.labels)
+    present = [i for i in range(len(EMOTIONS)) if (labels == i).any()]
+    fig, axes = plt.subplots(1, max(1, len(present)), figsize=(2.6 * max(1, len(present)), 2.8), squeeze=False)
+    for ax, cls in zip(axes[0], present):
+        idx = int(np.flatnonzero(labels == cls)[0])
+        ax.imshow(np.asarray(features.logmel[idx]), origin="lower", aspect="auto", cmap="magma")
+        ax.set_title(EMOTIONS[cls])
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig

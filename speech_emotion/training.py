@@ -1,0 +1,67 @@
+"""Training loop: tf.data input, early stopping on the validation split, optional mixed precision."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from speech_emotion.config import ModelConfig, TrainingConfig
+from speech_emotion.corpora.common import EMOTIONS
+from speech_emotion.features import FeatureSet
+from speech_emotion.models import get_family
+from speech_emotion.models.trained import TrainedModel
+
+logger = logging.getLogger(__name__)
+
+
+def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed: int):
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def train_model(
+    train: FeatureSet,
+    val: FeatureSet,
+    model_config: ModelConfig,
+    training: TrainingConfig,
+    callbacks: Sequence[Any] = (),
+    progress: bool = True,
+) -> TrainedModel:
+    """Build the configured family and train it, keeping the epoch with the best validation loss."""
+    import keras
+
+    keras.utils.set_random_seed(training.seed)
+    keras.mixed_precision.set_global_policy("mixed_float16" if training.mixed_precision else "float32")
+
+    family = get_family(model_config.family)
+    hp = family.hparams.from_dict(model_config.hparams)
+    x_train = np.asarray(train.input(family.input), dtype=np.float32)
+    x_val = np.asarray(val.input(family.input), dtype=np.float32)
+    model = family.build(x_train.shape[1:], len(EMOTIONS), hp)
+    logger.info("training %s (%d parameters) on %d clips", family.name, model.count_params(), len(x_train))
+
+    early = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=training.early_stopping_patience, restore_best_weights=True
+    )
+    history = model.fit(
+        make_dataset(x_train, train.labels, training.batch_size, True, training.seed),
+        validation_data=make_dataset(x_val, val.labels, training.batch_size, False, training.seed),
+        epochs=training.epochs,
+        callbacks=[early, *callbacks],
+        verbose=2 if progress else 0,
+    )
+    return TrainedModel(
+        model=model,
+        family=family.name,
+        input_name=family.input,
+        hparams=hp.to_dict(),
+        history={k: [float(v) for v in vals] for k, vals in history.history.items()},
+        feature_params=dict(train.params),
+        scaled=train.scaled,
+    )
