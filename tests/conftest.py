@@ -36,3 +36,15 @@ def demo_corpus(tmp_path_factory) -> dict[str, Path]:
     from speech_emotion.demo_corpus import generate_demo_corpus
 
     return generate_demo_corpus(tmp_path_factory.mktemp("demo"), per_class=2, seed=0, progress=False)
+
+
+@pytest.fixture
+def artifact_uri(request) -> str:
+    """A fresh folder inside the private store's artifact store, as a materializer's ``uri``."""
+    import uuid
+
+    from zenml.client import Client
+
+    uri = Path(Client().active_stack.artifact_store.path) / "tests" / f"{request.node.name}-{uuid.uuid4().hex[:8]}"
+    uri.mkdir(parents=True)
+    return str(uri)

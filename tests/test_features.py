@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -117,3 +119,29 @@ def test_scaler_fits_on_train_only(tmp_path):
     mean, std = train.mfcc.mean(axis=0), train.mfcc.std(axis=0)
     np.testing.assert_allclose(scaler.transform(val).mfcc, (val.mfcc - mean) / std, rtol=1e-4, atol=1e-4)
     assert scaler.transform(val).logmel.shape == val.logmel.shape
+
+
+def test_scaler_and_feature_set_materializers_round_trip(tmp_path, artifact_uri):
+    from materializers import FeatureScalerMaterializer, FeatureSetMaterializer
+
+    paths = [_write(tmp_path, f"{i}.wav", _clip(1.0 + 0.2 * i, i)) for i in range(3)]
+    fs = extract_features(paths, [0, 1, 2], ["tess", "crema", "savee"], progress=False)
+    scaler = FeatureScaler.fit(fs)
+
+    for sub in ("scaler", "features"):  # ZenML creates an artifact's folder before save()
+        Path(artifact_uri, sub).mkdir()
+    mat = FeatureScalerMaterializer(uri=artifact_uri + "/scaler")
+    mat.save(scaler)
+    loaded = mat.load(FeatureScaler)
+    np.testing.assert_array_equal(loaded.transform(fs).logmel, scaler.transform(fs).logmel)
+    np.testing.assert_array_equal(loaded.transform(fs).mfcc, scaler.transform(fs).mfcc)
+
+    fmat = FeatureSetMaterializer(uri=artifact_uri + "/features")
+    fmat.save(fs)
+    assert sorted(p.name for p in Path(artifact_uri, "features").iterdir()) == sorted(
+        [f"{n}.npy" for n in fs.ARRAYS] + ["meta.json"])
+    back = fmat.load(type(fs))
+    assert isinstance(back.logmel, np.memmap)
+    for name, arr in fs.arrays().items():
+        np.testing.assert_array_equal(np.asarray(getattr(back, name)), arr)
+    assert back.params == fs.params and back.scaled == fs.scaled

@@ -1,0 +1,39 @@
+# Two commands do all the set-up on a fresh machine with Python 3.11:
+#   make demo   install, set up the ZenML stack, run the training pipeline on the demo corpus
+#   make test   install, run the test suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+# The embedded default stack lives in the project: ZenML's SQLite store, the
+# local artifact store and MLflow's tracking database all under .zenml-home/.
+export ZENML_CONFIG_PATH ?= $(CURDIR)/.zenml-home
+export ZENML_ANALYTICS_OPT_IN := false
+export ZENML_ENABLE_RICH_TRACEBACK := false
+export AUTO_OPEN_DASHBOARD := false
+export KERAS_BACKEND := tensorflow
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: install setup demo test ui clean
+
+install: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: install
+	$(BIN)/ser setup
+
+demo: setup
+	$(BIN)/zenml pipeline run pipelines.training.training_pipeline -c configs/demo.yaml
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+ui: setup
+	$(BIN)/ser mlflow-ui
+
+clean:
+	rm -rf .zenml-home data/cache

@@ -1,0 +1,1 @@
+"""ZenML pipelines: ``training`` (this issue's walking skeleton); retraining and batch inference follow."""

@@ -1,0 +1,71 @@
+"""MLflow logging that is a no-op outside an MLflow run.
+
+Steps log through these so that calling ``step.entrypoint(...)`` in a test, or
+on a stack without the MLflow tracker, never writes a stray ``./mlruns``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any
+
+import mlflow
+
+
+def active() -> bool:
+    return mlflow.active_run() is not None
+
+
+def _flat(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in values.items():
+        name = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, dict):
+            out.update(_flat(name, value))
+        else:
+            out[name] = value
+    return out
+
+
+def log_params(prefix: str, values: dict[str, Any]) -> None:
+    if active():
+        mlflow.log_params({k: ("" if v is None else v) for k, v in _flat(prefix, values).items()})
+
+
+def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
+    if active() and metrics:
+        mlflow.log_metrics(metrics, step=step)
+
+
+def log_figure(fig, artifact_file: str) -> None:
+    import matplotlib.pyplot as plt
+
+    if active():
+        mlflow.log_figure(fig, artifact_file)
+    plt.close(fig)
+
+
+def log_table(df, artifact_file: str) -> None:
+    """A pandas table as CSV (opens in the MLflow UI's artifact viewer)."""
+    if active():
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, os.path.basename(artifact_file))
+            df.to_csv(path)
+            mlflow.log_artifact(path, os.path.dirname(artifact_file) or None)
+
+
+def log_text(text: str, artifact_file: str) -> None:
+    if active():
+        mlflow.log_text(text, artifact_file)
+
+
+def log_dict(values: dict, artifact_file: str) -> None:
+    if active():
+        mlflow.log_text(json.dumps(values, indent=2, default=str), artifact_file)
+
+
+def set_tags(tags: dict[str, str]) -> None:
+    if active():
+        mlflow.set_tags(tags)

@@ -1,0 +1,46 @@
+"""Dataset analysis of the seed's section 2.3: Table 1 and Figures 1-3."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import pandas as pd
+from zenml import step
+from zenml.types import HTMLString
+
+from speech_emotion import reports
+from steps import _tracking
+
+
+@step(experiment_tracker=True)
+def analyse_dataset(
+    utterances: pd.DataFrame,
+    rejected: pd.DataFrame,
+    train: pd.DataFrame,
+    val: pd.DataFrame,
+    test: pd.DataFrame,
+) -> tuple[Annotated[pd.DataFrame, "duration_table"], Annotated[HTMLString, "dataset_report"]]:
+    splits = {"train": train, "val": val, "test": test}
+    durations = reports.duration_table(splits)
+    figures = {
+        "class_distribution_train.png": reports.class_distribution_figure(train, "Class distribution (train)"),
+        "class_distribution_per_corpus.png": reports.per_corpus_class_figure(utterances),
+        "origin_distribution.png": reports.origin_distribution_figure(splits),
+    }
+
+    report = reports.HtmlReport("Dataset analysis")
+    report.paragraph(
+        f"{len(utterances)} utterances ingested, {len(rejected)} files rejected. "
+        "Figures describe the data this run was given (the synthetic demo corpus "
+        "unless real corpora were configured)."
+    )
+    report.table(durations, "Durations in seconds per split and origin (seed Table 1)")
+    report.table(pd.crosstab(utterances["corpus"], utterances["emotion"], margins=True), "Utterances per origin and class")
+    if len(rejected):
+        report.table(pd.crosstab(rejected["corpus"], rejected["reason"], margins=True), "Rejected files per origin and reason")
+    for name, fig in figures.items():
+        png = reports.figure_png(fig, close=False)
+        report.image(png, name.removesuffix(".png").replace("_", " "))
+        _tracking.log_figure(fig, f"dataset/{name}")
+    _tracking.log_table(durations, "dataset/duration_table.csv")
+    return durations, HTMLString(report.render())

@@ -1,0 +1,125 @@
+"""One real ``zenml pipeline run`` of the training pipeline, end to end, on the embedded stack.
+
+A private ZenML store (conftest), a tiny demo corpus, a tiny model, one epoch.
+Asserts the run completed, its artifacts load, and MLflow holds the run's
+parameters, metrics and figures; then a run that fails leaves its MLflow run FAILED.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def stack_id(zenml_home) -> str:
+    from speech_emotion.cli import setup_stack
+
+    return setup_stack(root=None, activate=False)
+
+
+def _run_pipeline(tmp_path, stack_id: str, overrides: dict, name: str) -> subprocess.CompletedProcess:
+    config = yaml.safe_load((ROOT / "configs" / "test.yaml").read_text())
+    config["run_name"] = name
+    params = config["parameters"]
+    params["corpora"]["demo"]["root"] = str(tmp_path / "demo")
+    params["features"]["cache_dir"] = str(tmp_path / "cache")
+    for section, values in overrides.items():
+        params[section].update(values)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = {**os.environ, "ZENML_ACTIVE_STACK_ID": stack_id}
+    zenml = os.path.join(os.path.dirname(sys.executable), "zenml")
+    return subprocess.run(
+        [zenml, "pipeline", "run", "pipelines.training.training_pipeline", "-c", str(path)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200,
+    )
+
+
+def _mlflow_run(run_name: str):
+    import mlflow
+    from zenml.client import Client
+
+    tracker = Client().get_stack_component("experiment_tracker", "mlflow_tracker")
+    from zenml.stack.stack_component import StackComponent
+
+    uri = StackComponent.from_model(tracker).get_tracking_uri()
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    runs = client.search_runs(
+        [client.get_experiment_by_name("training_pipeline").experiment_id],
+        filter_string=f'tags.mlflow.runName = "{run_name}"',
+    )
+    assert len(runs) == 1, f"expected one MLflow run named {run_name}, found {len(runs)}"
+    return client, runs[0]
+
+
+@pytest.fixture(scope="module")
+def e2e_tmp(tmp_path_factory):
+    return tmp_path_factory.mktemp("e2e")
+
+
+def test_training_pipeline_end_to_end(e2e_tmp, stack_id):
+    proc = _run_pipeline(e2e_tmp, stack_id, {}, "e2e_ok")
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
+
+    from zenml.client import Client
+
+    run = Client().get_pipeline_run("e2e_ok")
+    assert str(run.status) in ("completed", "ExecutionStatus.COMPLETED")
+
+    utterances = run.steps["ingest_corpora"].outputs["utterances"][0].load()
+    rejected = run.steps["ingest_corpora"].outputs["rejected"][0].load()
+    assert len(utterances) > 0
+    assert set(utterances["corpus"]) == {"tess", "savee", "ravdess", "crema"}
+    # the demo RAVDESS holds calm, dropped by default: rejected with its reason, not lost
+    assert (rejected["reason"] == "excluded_label").any()
+
+    train = run.steps["scale_features"].outputs["train_features"][0].load()
+    assert train.scaled and train.logmel.shape[1:] == (128, 251)
+    assert isinstance(train.logmel, __import__("numpy").memmap)  # .npy, memory-mapped, not a pickle
+
+    model = run.steps["train_model"].outputs["model"][0].load()
+    assert model.family == "cnn2d_lstm"
+    val = run.steps["scale_features"].outputs["val_features"][0].load()
+    assert model.predict_proba(val).shape == (len(val), 7)
+
+    metrics = run.steps["evaluate_model"].outputs["metrics"][0].load()
+    assert set(metrics["split"]) == {"val", "test"}
+    report = run.steps["analyse_dataset"].outputs["dataset_report"][0].load()
+    assert "Table 1" in report and "data:image/png;base64" in report
+
+    client, mlrun = _mlflow_run("e2e_ok")
+    assert mlrun.info.status == "FINISHED"
+    m = mlrun.data.metrics
+    for key in ("val_accuracy", "val_loss", "val_f1_macro", "val_inference_time_s", "n_params",
+                "test_accuracy", "test_f1_macro", "val_accuracy_crema", "files_found"):
+        assert key in m, f"{key} missing from MLflow metrics {sorted(m)}"
+    assert m["files_found"] == len(utterances) + len(rejected)
+    assert 0.0 <= m["val_accuracy"] <= 1.0
+    assert mlrun.data.params["model.cnn2d_lstm.filters_first"] == "4"
+    assert mlrun.data.params["split.strategy"] == "stratified"
+    artifacts = {a.path for a in client.list_artifacts(mlrun.info.run_id, "evaluation")}
+    assert "evaluation/cnn2d_lstm_val_confusion.png" in artifacts
+    assert {a.path for a in client.list_artifacts(mlrun.info.run_id, "dataset")} >= {
+        "dataset/class_distribution_train.png", "dataset/origin_distribution.png"}
+
+
+def test_failed_run_is_marked_failed_in_mlflow(e2e_tmp, stack_id):
+    proc = _run_pipeline(e2e_tmp, stack_id, {"model": {"hparams": {"optimizer": "no-such-optimizer"}}}, "e2e_fail")
+    assert proc.returncode != 0
+    assert "unknown optimizer 'no-such-optimizer'" in proc.stdout + proc.stderr
+
+    from zenml.client import Client
+
+    run = Client().get_pipeline_run("e2e_fail")
+    assert "failed" in str(run.status).lower()
+    _, mlrun = _mlflow_run("e2e_fail")
+    assert mlrun.info.status == "FAILED"
