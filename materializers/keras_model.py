@@ -43,11 +43,11 @@ class TrainedModelMaterializer(BaseMaterializer):
     def load(self, data_type: type[Any]) -> TrainedModel:
         import keras
 
-        import speech_emotion.models  # noqa: F401  (registers custom layers)
+        from speech_emotion.models import register_custom_objects
 
         with self.get_temporary_directory(delete_at_exit=True) as tmp:
             download_dir(self.uri, tmp)
-            model = keras.saving.load_model(os.path.join(tmp, MODEL_FILE))
+            model = keras.saving.load_model(os.path.join(tmp, MODEL_FILE), custom_objects=register_custom_objects())
             with open(os.path.join(tmp, META)) as f:
                 meta = json.load(f)
         meta["classes"] = tuple(meta["classes"])

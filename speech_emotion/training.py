@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -11,18 +11,29 @@ from speech_emotion.config import ModelConfig, TrainingConfig
 from speech_emotion.corpora.common import EMOTIONS
 from speech_emotion.features import FeatureSet
 from speech_emotion.models import get_family
-from speech_emotion.models.trained import TrainedModel
+from speech_emotion.models.trained import TrainedModel, model_inputs, n_examples
 
 logger = logging.getLogger(__name__)
 
+Inputs = np.ndarray | Sequence[np.ndarray]
 
-def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed: int):
+
+def make_dataset(x: Inputs, y: np.ndarray, batch_size: int, shuffle: bool, seed: int):
+    """A batched, prefetched ``tf.data.Dataset`` of ``(x, y)``; ``x`` a list of arrays gives tuple inputs."""
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    features = tuple(x) if isinstance(x, (list, tuple)) else x
+    ds = tf.data.Dataset.from_tensor_slices((features, y))
     if shuffle:
-        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(n_examples(x), seed=seed, reshuffle_each_iteration=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def input_shapes(x: Inputs) -> tuple[int, ...] | tuple[tuple[int, ...], ...]:
+    """Per-example shape of ``x``, or the tuple of them for a list of arrays (what a family's builder takes)."""
+    if isinstance(x, (list, tuple)):
+        return tuple(tuple(a.shape[1:]) for a in x)
+    return tuple(x.shape[1:])
 
 
 def train_model(
@@ -41,10 +52,10 @@ def train_model(
 
     family = get_family(model_config.family)
     hp = family.hparams.from_dict(model_config.hparams)
-    x_train = np.asarray(train.input(family.input), dtype=np.float32)
-    x_val = np.asarray(val.input(family.input), dtype=np.float32)
-    model = family.build(x_train.shape[1:], len(EMOTIONS), hp)
-    logger.info("training %s (%d parameters) on %d clips", family.name, model.count_params(), len(x_train))
+    x_train = model_inputs(train, family.input)
+    x_val = model_inputs(val, family.input)
+    model = family.build(input_shapes(x_train), len(EMOTIONS), hp)
+    logger.info("training %s (%d parameters) on %d clips", family.name, model.count_params(), len(train))
 
     early = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=training.early_stopping_patience, restore_best_weights=True
@@ -54,6 +65,7 @@ def train_model(
         validation_data=make_dataset(x_val, val.labels, training.batch_size, False, training.seed),
         epochs=training.epochs,
         callbacks=[early, *callbacks],
+        shuffle=False,  # the training dataset shuffles itself every epoch
         verbose=2 if progress else 0,
     )
     return TrainedModel(

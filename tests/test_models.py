@@ -65,3 +65,23 @@ def test_train_learns_and_materializer_round_trips(tmp_path):
     assert loaded.family == "cnn2d_lstm" and loaded.hparams == trained.hparams and loaded.history == trained.history
     np.testing.assert_allclose(loaded.predict_proba(val), probs, rtol=1e-5, atol=1e-6)
     assert mat.extract_metadata(trained)["n_params"] == trained.n_params
+
+
+def test_trained_model_normalises_multi_input_names():
+    from speech_emotion.models.trained import TrainedModel, model_inputs
+
+    class _Model:  # predict_proba must not call the model on an empty set
+        def predict(self, *args, **kwargs):
+            raise AssertionError("not called")
+
+    feats = _features(3)
+    single = TrainedModel(model=_Model(), family="cnn2d_lstm", input_name="logmel", hparams={})
+    assert single.input_name == "logmel" and single.inputs(feats).shape == (3, 16, 32)
+    # meta.json gives a list back for the fused model's tuple of inputs
+    fused = TrainedModel(model=_Model(), family="cnn_lstm_fused", input_name=["mfcc", "logmel"], hparams={},
+                         classes=["a", "b"])
+    assert fused.input_name == ("mfcc", "logmel") and fused.classes == ("a", "b")
+    arrays = model_inputs(feats, fused.input_name)
+    assert [a.shape for a in arrays] == [(3, 40), (3, 16, 32)] and all(a.dtype == np.float32 for a in arrays)
+    assert fused.predict_proba(feats.subset(np.arange(0))).shape == (0, 2)
+    assert get_family("cnn_lstm_fused").input == ("mfcc", "logmel")

@@ -4,31 +4,63 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 from speech_emotion.corpora.common import EMOTIONS
 
 
+def normalize_input_name(input_name: str | Sequence[str]) -> str | tuple[str, ...]:
+    """A single input name as is; several (a list from JSON, a tuple) as a tuple of str."""
+    if isinstance(input_name, str):
+        return input_name
+    names = tuple(str(name) for name in input_name)
+    if not names:
+        raise ValueError("a model needs at least one input")
+    return names
+
+
+def model_inputs(features, input_name: str | Sequence[str]) -> np.ndarray | list[np.ndarray]:
+    """The array a model reads (single input) or the list of arrays, in order (multi-input)."""
+    input_name = normalize_input_name(input_name)
+    if isinstance(input_name, str):
+        return np.asarray(features.input(input_name), dtype=np.float32)
+    return [np.asarray(features.input(name), dtype=np.float32) for name in input_name]
+
+
+def n_examples(x: np.ndarray | Sequence[np.ndarray]) -> int:
+    return int(len(x[0]) if isinstance(x, (list, tuple)) else len(x))
+
+
 @dataclass
 class TrainedModel:
     model: Any  # keras.Model
     family: str
-    input_name: str  # FeatureSet.input(...) name the model reads
+    #: FeatureSet.input(...) name the model reads; a tuple of names for a multi-input model
+    input_name: str | tuple[str, ...]
     hparams: dict
     history: dict[str, list[float]] = field(default_factory=dict)
     classes: tuple[str, ...] = EMOTIONS
     feature_params: dict = field(default_factory=dict)
     scaled: bool = True
 
+    def __post_init__(self) -> None:
+        # JSON (the materializer's meta.json) gives lists back for tuples
+        self.input_name = normalize_input_name(self.input_name)
+        self.classes = tuple(self.classes)
+
     @property
     def n_params(self) -> int:
         return int(self.model.count_params())
 
+    def inputs(self, features) -> np.ndarray | list[np.ndarray]:
+        """What ``self.model`` reads from ``features``: an array, or a list of arrays for a multi-input model."""
+        return model_inputs(features, self.input_name)
+
     def predict_proba(self, features, batch_size: int = 64) -> np.ndarray:
-        x = np.asarray(features.input(self.input_name), dtype=np.float32)
-        if len(x) == 0:
+        x = self.inputs(features)
+        if n_examples(x) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
         return np.asarray(self.model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)
 

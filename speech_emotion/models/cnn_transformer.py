@@ -1,0 +1,167 @@
+"""CNN-Transformer family (seed section 5.3).
+
+Four convolutional blocks (32, 64, 128, 256 filters by default: the first
+block's count doubling at each block) on the log-mel spectrogram, then a
+transformer encoder block (Vaswani et al.: multi-head self-attention and a
+feed-forward network, each with a residual connection and layer
+normalisation) over the time sequence of (mel x channels) vectors, global
+average pooling over time, dropout and softmax. About 2.0 M parameters on
+(128, 251) with the defaults (seed: 2.1 M).
+
+Keras stays lazy: the encoder block is a custom Keras layer class created on
+first use by :func:`transformer_encoder_class` (called by the builder and by
+:func:`register_custom_objects`), registered as
+``speech_emotion>TransformerEncoder`` so ``.keras`` files load again; a process
+that loads such a file without having built one must first call
+``speech_emotion.models.register_custom_objects()``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from speech_emotion.models.cnn_lstm import HParams, _check_shape, classifier_head, compile_classifier, conv_block
+
+PACKAGE = "speech_emotion"
+LAYER_NAME = "TransformerEncoder"
+REGISTERED_NAME = f"{PACKAGE}>{LAYER_NAME}"
+
+
+@dataclass(frozen=True)
+class CnnTransformerHParams(HParams):
+    """Defaults: the seed's architecture (5.3); the attention sizes are ours (the seed gives none).
+
+    Block ``i`` (from 0) has ``filters_first * 2**i`` filters. ``d_model`` > 0
+    projects the conv features to that width before the encoder (0: no
+    projection, the encoder works on mel x channels features).
+    """
+
+    ZERO_OK: ClassVar[frozenset[str]] = frozenset({"d_model"})
+
+    kernel_size: int = 3
+    conv_blocks: int = 4
+    filters_first: int = 32
+    num_heads: int = 4
+    key_dim: int = 32
+    ff_dim: int = 128
+    d_model: int = 0
+    dropout: float = 0.1
+    learning_rate: float = 1e-4
+    optimizer: str = "adam"
+
+    def block_filters(self) -> list[int]:
+        return [self.filters_first * 2**i for i in range(self.conv_blocks)]
+
+
+_CLASSES: dict[str, type] = {}
+
+
+def transformer_encoder_class() -> type:
+    """The ``TransformerEncoder`` Keras layer (created on first call; imports Keras), registered with Keras."""
+    import keras
+
+    cls = _CLASSES.get(LAYER_NAME)
+    if cls is None:
+        cls = _define_transformer_encoder(keras)
+        _CLASSES[LAYER_NAME] = cls
+    # (re-)register: idempotent, and survives someone clearing Keras' global registry
+    keras.saving.get_custom_objects()[REGISTERED_NAME] = cls
+    return cls
+
+
+def _define_transformer_encoder(keras) -> type:
+    from keras import layers
+
+    @keras.saving.register_keras_serializable(package=PACKAGE, name=LAYER_NAME)
+    class TransformerEncoder(layers.Layer):
+        """Post-norm transformer encoder block over a (batch, time, features) sequence.
+
+        x = LayerNorm(x + Dropout(MultiHeadSelfAttention(x)))
+        y = LayerNorm(x + Dropout(Dense(features)(Dense(ff_dim, relu)(x))))
+        """
+
+        def __init__(self, num_heads: int, key_dim: int, ff_dim: int, dropout: float = 0.0,
+                     epsilon: float = 1e-6, **kwargs: Any):
+            super().__init__(**kwargs)
+            self.num_heads = int(num_heads)
+            self.key_dim = int(key_dim)
+            self.ff_dim = int(ff_dim)
+            self.rate = float(dropout)
+            self.epsilon = float(epsilon)
+            policy = self.dtype_policy
+            self.attention = layers.MultiHeadAttention(
+                num_heads=self.num_heads, key_dim=self.key_dim, dropout=self.rate, dtype=policy, name="attention"
+            )
+            self.ffn_in = layers.Dense(self.ff_dim, activation="relu", dtype=policy, name="ffn_in")
+            self.ffn_out = None  # width of the input: created in build()
+            self.norm_attention = layers.LayerNormalization(epsilon=self.epsilon, dtype=policy, name="norm_attention")
+            self.norm_ffn = layers.LayerNormalization(epsilon=self.epsilon, dtype=policy, name="norm_ffn")
+            self.drop_attention = layers.Dropout(self.rate, dtype=policy, name="drop_attention")
+            self.drop_ffn = layers.Dropout(self.rate, dtype=policy, name="drop_ffn")
+
+        def build(self, input_shape):
+            input_shape = tuple(input_shape)
+            features = int(input_shape[-1])
+            self.ffn_out = layers.Dense(features, dtype=self.dtype_policy, name="ffn_out")
+            self.attention.build(input_shape, input_shape)
+            self.norm_attention.build(input_shape)
+            self.ffn_in.build(input_shape)
+            self.ffn_out.build((*input_shape[:-1], self.ff_dim))
+            self.norm_ffn.build(input_shape)
+            super().build(input_shape)
+
+        def call(self, inputs, training=None):
+            attended = self.attention(inputs, inputs, training=training)
+            x = self.norm_attention(inputs + self.drop_attention(attended, training=training))
+            y = self.ffn_out(self.ffn_in(x))
+            return self.norm_ffn(x + self.drop_ffn(y, training=training))
+
+        def compute_output_shape(self, input_shape):
+            return tuple(input_shape)
+
+        def get_config(self) -> dict[str, Any]:
+            config = super().get_config()
+            config.update(
+                num_heads=self.num_heads, key_dim=self.key_dim, ff_dim=self.ff_dim,
+                dropout=self.rate, epsilon=self.epsilon,
+            )
+            return config
+
+    TransformerEncoder.__qualname__ = LAYER_NAME
+    TransformerEncoder.__module__ = __name__
+    return TransformerEncoder
+
+
+def __getattr__(name: str):  # ``from speech_emotion.models.cnn_transformer import TransformerEncoder``
+    if name == LAYER_NAME:
+        return transformer_encoder_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def register_custom_objects() -> dict[str, type]:
+    """Register this family's custom Keras objects; returns them as ``custom_objects`` for ``load_model``."""
+    return {REGISTERED_NAME: transformer_encoder_class()}
+
+
+def build_cnn_transformer(input_shape: tuple[int, ...], n_classes: int, hp: CnnTransformerHParams | dict | None = None):
+    """Log-mel (n_mels, n_frames) -> conv blocks -> transformer encoder over time -> mean over time -> softmax."""
+    import keras
+    from keras import layers
+
+    hp = CnnTransformerHParams.coerce(hp)
+    encoder_cls = transformer_encoder_class()
+    inputs = keras.Input(shape=_check_shape(input_shape, 2, "cnn_transformer"), name="logmel")
+    x = layers.Reshape((*inputs.shape[1:], 1), name="add_channel")(inputs)
+    for i, filters in enumerate(hp.block_filters()):
+        x = conv_block(x, filters, hp.kernel_size, 2, f"block{i + 1}")
+    x = layers.Permute((2, 1, 3), name="time_major")(x)
+    x = layers.Reshape((x.shape[1], x.shape[2] * x.shape[3]), name="to_sequence")(x)
+    if hp.d_model:
+        x = layers.Dense(hp.d_model, name="projection")(x)
+    x = encoder_cls(hp.num_heads, hp.key_dim, hp.ff_dim, hp.dropout, name="transformer")(x)
+    x = layers.GlobalAveragePooling1D(name="time_pool")(x)
+    if hp.dropout:
+        x = layers.Dropout(hp.dropout, name="dropout")(x)
+    outputs = classifier_head(x, n_classes)
+    return compile_classifier(keras.Model(inputs, outputs, name="cnn_transformer"), hp)

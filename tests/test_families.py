@@ -1,0 +1,232 @@
+"""Every network family of the seed (section 5): registry, hyperparameters, paper sizes, one training
+step on tiny inputs, and a round trip through the Keras 3 materializer."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from speech_emotion.config import ModelConfig, TrainingConfig
+from speech_emotion.features import FeatureSet
+from speech_emotion.models import FAMILIES, get_family, register_custom_objects
+from speech_emotion.models.cnn_lstm import Cnn1dLstmHParams, CnnLstmHParams, FusedCnnLstmHParams
+from speech_emotion.models.cnn_transformer import CnnTransformerHParams
+from speech_emotion.models.lstm_cnn import LstmCnn1dHParams, LstmCnn2dHParams
+from speech_emotion.training import train_model
+
+_CNN_LSTM_TINY = {"kernel_size": 3, "conv_blocks": 2, "filters_first": 4, "filters_next": 8, "lstm_units": 8,
+                  "learning_rate": 1e-2}
+TINY: dict[str, dict] = {
+    "cnn2d_lstm": _CNN_LSTM_TINY,
+    "cnn1d_lstm": {**_CNN_LSTM_TINY, "dropout": 0.1},
+    "cnn1d_lstm_no_mel": {**_CNN_LSTM_TINY, "dropout": 0.0},
+    "cnn1d_lstm_all": {**_CNN_LSTM_TINY, "conv_blocks": 3},
+    "cnn_lstm_fused": {
+        **{f"cnn1d_{k}": v for k, v in _CNN_LSTM_TINY.items() if k != "learning_rate"},
+        **{f"cnn2d_{k}": v for k, v in _CNN_LSTM_TINY.items() if k != "learning_rate"},
+        "dropout": 0.1, "learning_rate": 1e-2,
+    },
+    "lstm_cnn_1d": {"lstm_units": 8, "conv_blocks": 1, "filters_first": 4, "filters_next": 8, "learning_rate": 1e-2},
+    "lstm_cnn_2d": {"lstm_units": 8, "conv_blocks": 2, "filters_first": 4, "filters_next": 8, "learning_rate": 1e-2,
+                    "pooling": "global_avg"},
+    "cnn_transformer": {"conv_blocks": 2, "filters_first": 4, "num_heads": 2, "key_dim": 4, "ff_dim": 8,
+                        "learning_rate": 1e-2},
+}
+PAPER_SHAPES = {"logmel": (128, 251), "mfcc": (40,), "mfcc+chroma": (52,), "mfcc+chroma+mel": (180,)}
+#: parameter counts of the defaults on the paper's input sizes (seed: CNN2D-LSTM 3.3-3.8 M, CNN-Transformer 2.1 M)
+PAPER_PARAMS = {
+    "cnn2d_lstm": (3.0e6, 4.0e6),
+    "cnn1d_lstm": (3e4, 1.5e5),
+    "cnn1d_lstm_no_mel": (3e4, 1.5e5),
+    "cnn1d_lstm_all": (3e4, 1.5e5),
+    "cnn_lstm_fused": (3.0e6, 4.2e6),
+    "lstm_cnn_1d": (1e4, 1e5),
+    "lstm_cnn_2d": (1.0e6, 3.0e6),
+    "cnn_transformer": (1.6e6, 2.6e6),
+}
+
+
+def _features(n: int, seed: int = 0) -> FeatureSet:
+    """Tiny features with a learnable cue in each kind: logmel (16, 32), mfcc 40, chroma 12, mel 16."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 7
+    logmel = rng.standard_normal((n, 16, 32)).astype(np.float32)
+    logmel[:, labels % 16, :] += 3
+    mfcc = rng.standard_normal((n, 40)).astype(np.float32)
+    mfcc[np.arange(n), labels * 5] += 3
+    return FeatureSet(
+        utterance_ids=np.array([f"u{i}" for i in range(n)]), labels=labels, corpus=np.array(["tess"] * n),
+        mfcc=mfcc, chroma=rng.standard_normal((n, 12)).astype(np.float32),
+        mel=rng.standard_normal((n, 16)).astype(np.float32), logmel=logmel, scaled=True,
+    )
+
+
+def _paper_shape(family):
+    return tuple(PAPER_SHAPES[name] for name in family.input) if family.multi_input else PAPER_SHAPES[family.input]
+
+
+_TRAINED: dict = {}
+
+
+def _trained(name: str):
+    """The family trained for one step (16 clips, one batch) through training.train_model, cached per session."""
+    if name not in _TRAINED:
+        train, val = _features(16), _features(9, seed=1)
+        config = TrainingConfig(epochs=1, batch_size=16, early_stopping_patience=0)
+        _TRAINED[name] = (train_model(train, val, ModelConfig(family=name, hparams=TINY[name]), config, progress=False), val)
+    return _TRAINED[name]
+
+
+def test_registry_inputs_and_seed_defaults():
+    assert set(FAMILIES) == set(TINY)
+    expected = {
+        "cnn2d_lstm": ("logmel", CnnLstmHParams),
+        "cnn1d_lstm": ("mfcc", Cnn1dLstmHParams),
+        "cnn1d_lstm_no_mel": ("mfcc+chroma", Cnn1dLstmHParams),
+        "cnn1d_lstm_all": ("mfcc+chroma+mel", Cnn1dLstmHParams),
+        "cnn_lstm_fused": (("mfcc", "logmel"), FusedCnnLstmHParams),
+        "lstm_cnn_1d": ("mfcc+chroma", LstmCnn1dHParams),
+        "lstm_cnn_2d": ("logmel", LstmCnn2dHParams),
+        "cnn_transformer": ("logmel", CnnTransformerHParams),
+    }
+    for name, (input_name, hparams) in expected.items():
+        family = get_family(name)
+        assert (family.input, family.hparams) == (input_name, hparams)
+        assert family.multi_input == (not isinstance(input_name, str))
+    assert get_family("cnn_lstm_fused").inputs == ("mfcc", "logmel") and get_family("cnn2d_lstm").inputs == ("logmel",)
+
+    # the seed's best hyperparameters (Tables 3, 5, 8, 10; 5.3)
+    assert CnnLstmHParams().to_dict() == dict(kernel_size=5, conv_blocks=3, filters_first=128, filters_next=256,
+                                              lstm_units=48, dropout=0.0, learning_rate=1e-4, optimizer="adam")
+    assert Cnn1dLstmHParams().to_dict() == dict(kernel_size=3, conv_blocks=2, filters_first=64, filters_next=128,
+                                                lstm_units=48, dropout=0.5, learning_rate=2e-4, optimizer="adam")
+    h = LstmCnn1dHParams()
+    assert (h.kernel_size, h.conv_blocks, h.lstm_units, h.learning_rate, h.optimizer, h.dropout) == (3, 1, 52, 2e-4, "adam", 0.2)
+    h = LstmCnn2dHParams()
+    assert (h.kernel_size, h.conv_blocks, h.lstm_units, h.filters_first, h.filters_next, h.learning_rate, h.dropout) == (
+        3, 2, 64, 128, 256, 2e-4, 0.0)
+    h = CnnTransformerHParams()
+    assert h.block_filters() == [32, 64, 128, 256] and (h.kernel_size, h.dropout, h.learning_rate) == (3, 0.1, 1e-4)
+    fused = FusedCnnLstmHParams()
+    assert fused.branch("cnn1d") == CnnLstmHParams(**{**Cnn1dLstmHParams().to_dict(), "learning_rate": 1e-4})
+    assert fused.branch("cnn2d") == CnnLstmHParams()
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_hparams_round_trip_and_validation(name):
+    cls = get_family(name).hparams
+    for hp in (cls(), cls.from_dict(TINY[name])):
+        assert cls.from_dict(hp.to_dict()) == hp
+        assert cls.from_dict(json.loads(json.dumps(hp.to_dict()))) == hp
+    with pytest.raises(ValueError, match=f"unknown {cls.__name__} hyperparameters"):
+        cls.from_dict({"not_a_hyperparameter": 1})
+    with pytest.raises(ValueError, match="optimizer"):
+        cls.from_dict({"optimizer": "sgd"})
+    with pytest.raises(ValueError, match="dropout"):
+        cls.from_dict({"dropout": 1.5})
+    with pytest.raises(ValueError, match="learning_rate"):
+        cls.from_dict({"learning_rate": "fast"})
+    # YAML reads 1e-4 as a string and JSON may give 3.0 for an int: both are coerced
+    hp = cls.from_dict({"learning_rate": "1e-4"})
+    assert hp.learning_rate == 1e-4 and isinstance(hp.learning_rate, float)
+    int_field = next(k for k, v in cls().to_dict().items() if isinstance(v, int) and not isinstance(v, bool))
+    assert cls.from_dict({int_field: 3.0}).to_dict()[int_field] == 3
+    with pytest.raises(ValueError):
+        cls.from_dict({int_field: 2.5})
+    with pytest.raises(ValueError):
+        cls.from_dict({int_field: 0})
+
+
+def test_paper_sizes_of_every_family():
+    counts = {}
+    for name, family in FAMILIES.items():
+        model = family.build(_paper_shape(family), 7, family.hparams())
+        assert model.output_shape == (None, 7)
+        assert model.layers[-1].name == "classifier" and model.layers[-1].dtype_policy.name == "float32"
+        counts[name] = model.count_params()
+        low, high = PAPER_PARAMS[name]
+        assert low < counts[name] < high, (name, counts[name])
+        if name == "cnn_transformer":
+            convs = [l.filters for l in model.layers if l.name.endswith("_conv")]
+            assert convs == [32, 64, 128, 256]
+            block = model.get_layer("transformer")
+            assert (block.num_heads, block.key_dim, block.ff_dim) == (4, 32, 128)
+        if name == "cnn_lstm_fused":
+            assert [i.name for i in model.inputs] == ["mfcc", "logmel"]
+            assert model.get_layer("mfcc_lstm").units == 48 and model.get_layer("logmel_lstm").units == 48
+        if name.startswith("lstm_cnn"):
+            assert model.get_layer("lstm").return_sequences
+    assert counts["cnn_transformer"] < counts["cnn2d_lstm"]  # seed Table 12: 2.1 M vs 3.8 M
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_tiny_family_trains_one_step_and_predicts(name):
+    trained, val = _trained(name)
+    family = get_family(name)
+    assert trained.family == name and trained.input_name == family.input
+    assert trained.hparams == family.hparams.from_dict(TINY[name]).to_dict()
+    assert len(trained.history["loss"]) == 1 and np.isfinite(trained.history["val_loss"][0])
+    probs = trained.predict_proba(val)
+    assert probs.shape == (9, 7) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_materializer_round_trip(name, tmp_path):
+    from materializers import TrainedModelMaterializer
+
+    trained, val = _trained(name)
+    (tmp_path / "artifact").mkdir()
+    mat = TrainedModelMaterializer(uri=str(tmp_path / "artifact"))
+    mat.save(trained)
+    loaded = mat.load(type(trained))
+    assert loaded.family == name and loaded.input_name == trained.input_name  # a tuple again for cnn_lstm_fused
+    assert loaded.hparams == trained.hparams
+    np.testing.assert_allclose(loaded.predict_proba(val), trained.predict_proba(val), rtol=1e-5, atol=1e-6)
+
+
+def test_transformer_layer_loads_after_register_custom_objects(tmp_path):
+    """A fresh process knows nothing of the custom layer until register_custom_objects() runs."""
+    import keras
+
+    from speech_emotion.models.cnn_transformer import REGISTERED_NAME
+
+    trained, val = _trained("cnn_transformer")
+    path = str(tmp_path / "model.keras")
+    trained.model.save(path)
+    registry = keras.saving.get_custom_objects()
+    registry.pop(REGISTERED_NAME)
+    try:
+        with pytest.raises(TypeError, match="TransformerEncoder"):
+            keras.saving.load_model(path)
+    finally:
+        objects = register_custom_objects()
+    assert REGISTERED_NAME in objects and registry[REGISTERED_NAME] is objects[REGISTERED_NAME]
+    model = keras.saving.load_model(path)
+    np.testing.assert_allclose(model.predict(trained.inputs(val), verbose=0), trained.predict_proba(val), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["cnn_lstm_fused", "cnn_transformer"])
+def test_mixed_precision_keeps_float32_probabilities(name):
+    import keras
+
+    from speech_emotion.models.trained import model_inputs
+    from speech_emotion.training import input_shapes
+
+    family = get_family(name)
+    features = _features(9, seed=2)
+    data = model_inputs(features, family.input)
+    try:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+        model = family.build(input_shapes(data), 7, TINY[name])
+        assert model.get_layer("classifier").compute_dtype == "float32"
+        first_conv = "block1_conv" if name == "cnn_transformer" else "logmel_block1_conv"
+        assert model.get_layer(first_conv).compute_dtype == "float16"
+        model.train_on_batch(data, features.labels)
+        probs = model.predict(data, verbose=0)
+        assert probs.dtype == np.float32 and probs.shape == (9, 7)
+        np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-3)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
