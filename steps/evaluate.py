@@ -35,11 +35,12 @@ def log_model_to_mlflow(model: TrainedModel) -> None:
         mlflow.tensorflow.log_model(
             model.model,
             name=model.family,
-            pip_requirements=[f"tensorflow=={_version('tensorflow')}", f"keras=={_version('keras')}"],
+            pip_requirements=[*mlflow.tensorflow.get_default_pip_requirements(), f"keras=={_version('keras')}"],
         )
     except Exception as exc:  # the tracker must never lose the run over a model upload
         logger.warning("could not log %s to MLflow as a model (%s); logging the .keras file instead", model.family, exc)
-        import tempfile, os
+        import os
+        import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, f"{model.family}.keras")

@@ -10,6 +10,8 @@ import tempfile
 
 _ZENML_HOME = tempfile.mkdtemp(prefix="ser-tests-zenml-")
 os.environ["ZENML_CONFIG_PATH"] = _ZENML_HOME
+# no .zen there: tests never read or write the project's own repository config
+os.environ["ZENML_REPOSITORY_PATH"] = _ZENML_HOME
 os.environ["ZENML_ANALYTICS_OPT_IN"] = "false"
 os.environ["ZENML_ENABLE_RICH_TRACEBACK"] = "false"
 os.environ["AUTO_OPEN_DASHBOARD"] = "false"
