@@ -35,6 +35,7 @@ class TrainedModelMaterializer(BaseMaterializer):
                 "classes": list(data.classes),
                 "feature_params": data.feature_params,
                 "scaled": data.scaled,
+                "name": data.name,
             }
             with open(os.path.join(tmp, META), "w") as f:
                 json.dump(meta, f, indent=2)
@@ -54,7 +55,8 @@ class TrainedModelMaterializer(BaseMaterializer):
         return TrainedModel(model=model, **meta)
 
     def extract_metadata(self, data: TrainedModel) -> dict[str, Any]:
-        meta: dict[str, Any] = {"family": data.family, "input": data.input_name, "n_params": data.n_params}
+        meta: dict[str, Any] = {"name": data.name, "family": data.family, "input": str(data.input_name),
+                                "n_params": data.n_params}
         meta.update({f"hp_{k}": v for k, v in data.hparams.items()})
         if data.history.get("val_loss"):
             meta["epochs"] = len(data.history["val_loss"])
@@ -68,5 +70,5 @@ class TrainedModelMaterializer(BaseMaterializer):
 
         path = os.path.join(self.uri, "training_curves.png")
         with self.artifact_store.open(path, "wb") as f:
-            f.write(figure_png(training_curves_figure(data.history, data.family)))
+            f.write(figure_png(training_curves_figure(data.history, data.name)))
         return {path: VisualizationType.IMAGE}

@@ -3,8 +3,9 @@
     zenml pipeline run pipelines.training.training_pipeline -c configs/demo.yaml
 
 ingest -> split -> dataset analysis -> features (per split) -> scaling (fit on
-train) -> train -> evaluate, every tracked step logging to one MLflow run named
-after the pipeline run.
+train) -> per family: [tune (Hyperband)] -> train -> evaluate -> average and
+GA-weighted voting -> stacking -> comparison. Every tracked step logs to one
+MLflow run named after the pipeline run; tuning trials are its child runs.
 """
 
 from __future__ import annotations
@@ -15,23 +16,31 @@ from pathlib import Path
 from zenml import pipeline
 
 from speech_emotion.config import (
+    AblationConfig,
     CorporaConfig,
+    EnsembleConfig,
     FeatureConfig,
     IngestConfig,
-    ModelConfig,
     SplitConfig,
+    StackingConfig,
     TrainingConfig,
+    TuningConfig,
+    check_families,
 )
 from speech_emotion.corpora.common import CORPORA
 from speech_emotion.corpora.fingerprint import corpora_fingerprint
 from steps import (
     analyse_dataset,
+    compare_models,
+    ensemble_models,
     evaluate_model,
     extract_features,
     ingest_corpora,
     scale_features,
     split_dataset,
     train_model,
+    train_stacking_model,
+    tune_model,
 )
 
 logger = logging.getLogger(__name__)
@@ -67,9 +76,21 @@ def training_pipeline(
     ingest: IngestConfig = IngestConfig(),
     split: SplitConfig = SplitConfig(),
     features: FeatureConfig = FeatureConfig(),
-    model: ModelConfig = ModelConfig(),
+    families: dict[str, dict] = {"cnn2d_lstm": {}},
+    tuning: TuningConfig = TuningConfig(enabled=False),
+    search_spaces: dict[str, dict[str, list]] = {},
     training: TrainingConfig = TrainingConfig(),
+    ensemble: EnsembleConfig = EnsembleConfig(),
+    stacking: StackingConfig = StackingConfig(enabled=False),
+    ablation: AblationConfig = AblationConfig(),
 ) -> None:
+    """``families`` maps each family to train to its hyperparameters: fixed when tuning is off;
+    when it is on, they stay fixed and the rest of the family's search space (or the
+    ``search_spaces`` entry given for it) is searched."""
+    check_families(families)
+    if ablation.scaling and not set(ablation.families) <= set(families):
+        raise ValueError(f"ablation families {ablation.families} must be among the trained families {list(families)}")
+
     roots = resolve_corpora(corpora)
     utterances, rejected = ingest_corpora(roots=roots, options=ingest, fingerprint=corpora_fingerprint(roots))
     train_utt, val_utt, test_utt = split_dataset(utterances, split)
@@ -78,5 +99,47 @@ def training_pipeline(
     val_raw = extract_features(val_utt, features, id="extract_val_features")
     test_raw = extract_features(test_utt, features, id="extract_test_features")
     _, train_f, val_f, test_f = scale_features(train_raw, val_raw, test_raw, features)
-    trained = train_model(train_f, val_f, model, training)
-    evaluate_model(trained, val_f, test_f)
+
+    def fit_and_evaluate(family: str, hparams, name: str, train, val, test):
+        model = train_model.with_options(substitutions={"model_name": name})(
+            train, val, family=family, hparams=hparams, training=training, name=name, id=f"train_{name}"
+        )
+        return evaluate_model(model, val, test, id=f"evaluate_{name}")
+
+    all_metrics, names, val_probs, test_probs, chosen = [], [], [], [], {}
+    for family, fixed in families.items():
+        if tuning.enabled:
+            chosen[family], _ = tune_model(
+                train_f, val_f, family=family, fixed_hparams=fixed, space=search_spaces.get(family, {}),
+                config=tuning, id=f"tune_{family}",
+            )
+        else:
+            chosen[family] = fixed
+        metrics, val_p, test_p, _ = fit_and_evaluate(family, chosen[family], family, train_f, val_f, test_f)
+        all_metrics.append(metrics)
+        names.append(family)
+        val_probs.append(val_p)
+        test_probs.append(test_p)
+
+    if ablation.scaling:  # the seed's Table 2: same hyperparameters, features not scaled
+        for family in ablation.families:
+            metrics, *_ = fit_and_evaluate(family, chosen[family], f"{family}_no_scaled", train_raw, val_raw, test_raw)
+            all_metrics.append(metrics)
+
+    ga_weights = None
+    if len(names) >= 2 and (ensemble.average or ensemble.ga_enabled):
+        ens_metrics, ga_weights, _, _ = ensemble_models(
+            names=names, val_probabilities=val_probs, test_probabilities=test_probs,
+            member_metrics=list(all_metrics[: len(names)]), val=val_f, test=test_f, config=ensemble,
+        )
+        all_metrics.append(ens_metrics)
+
+    if stacking.enabled:
+        stacked = train_stacking_model(train_f, val_f, stacking)
+        metrics, *_ = evaluate_model(stacked, val_f, test_f, id="evaluate_stacking")
+        all_metrics.append(metrics)
+
+    if ga_weights is not None:
+        compare_models(metrics=all_metrics, ga_weights=ga_weights)
+    else:
+        compare_models(metrics=all_metrics)

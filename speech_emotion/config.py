@@ -14,6 +14,16 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from speech_emotion.corpora.common import CORPORA
+from speech_emotion.ensemble import GAConfig
+from speech_emotion.features import FeatureParams
+from speech_emotion.models.stacking import StackingConfig
+from speech_emotion.tuning import TuningConfig
+
+__all__ = [
+    "AblationConfig", "CorporaConfig", "DemoCorpusConfig", "EnsembleConfig", "FeatureConfig", "GAConfig",
+    "IngestConfig", "ModelConfig", "SEED_FAMILIES", "SplitConfig", "StackingConfig", "TrainingConfig",
+    "TuningConfig", "check_families",
+]
 
 
 class _Config(BaseModel):
@@ -87,20 +97,18 @@ class SplitConfig(_Config):
         return self
 
 
-class FeatureConfig(_Config):
-    sample_rate: int = 16000
-    duration_s: float = 8.0
-    n_fft: int = 2048
-    hop_length: int = 512
-    n_mels: int = 128
-    n_mfcc: int = 40
-    n_chroma: int = 12
-    top_db: float = 80.0
-    chroma_tuning: bool = True
+class FeatureConfig(FeatureParams):
+    """Feature extraction parameters plus how the pipeline runs it."""
+
+    model_config = ConfigDict(frozen=False, extra="forbid")
+
     #: content-addressed cache of per-clip features; relative to the project root
     cache_dir: str | None = "data/cache/features"
     workers: int = Field(1, ge=1)
     scale: bool = True
+
+    def params(self) -> FeatureParams:
+        return FeatureParams(**self.model_dump(include=set(FeatureParams.model_fields)))
 
 
 class ModelConfig(_Config):
@@ -108,6 +116,38 @@ class ModelConfig(_Config):
 
     family: str = "cnn2d_lstm"
     hparams: dict = Field(default_factory=dict)
+
+
+#: the seed's six families of its Table 13, with their best hyperparameters as defaults
+SEED_FAMILIES: tuple[str, ...] = (
+    "cnn_lstm_fused", "cnn1d_lstm", "cnn2d_lstm", "lstm_cnn_2d", "lstm_cnn_1d", "cnn_transformer",
+)
+
+
+def check_families(families: dict[str, dict]) -> dict[str, dict]:
+    """Every family known and its hyperparameters valid, before any step runs."""
+    from speech_emotion.models import get_family
+
+    if not families:
+        raise ValueError("no model family configured")
+    for name, hparams in families.items():
+        get_family(name).hparams.from_dict(hparams)
+    return families
+
+
+class EnsembleConfig(_Config):
+    """Average voting (seed Table 14) and GA-weighted voting (Tables 15-16) over the trained families."""
+
+    average: bool = True
+    ga_enabled: bool = True
+    ga: GAConfig = Field(default_factory=GAConfig)
+
+
+class AblationConfig(_Config):
+    """The seed's Table 2: the named families also trained on unscaled features."""
+
+    scaling: bool = False
+    families: list[str] = Field(default_factory=lambda: ["cnn1d_lstm", "cnn2d_lstm"])
 
 
 class TrainingConfig(_Config):

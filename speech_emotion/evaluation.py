@@ -26,8 +26,9 @@ class Evaluation:
     per_class: pd.DataFrame = field(default_factory=pd.DataFrame)  # emotion -> support, accuracy (recall), f1
     confusion: np.ndarray = field(default_factory=lambda: np.zeros((len(EMOTIONS), len(EMOTIONS)), int))
 
-    def metrics(self) -> dict[str, float]:
-        """Flat metrics for MLflow, e.g. ``val_accuracy``, ``val_accuracy_crema``, ``val_f1_fear``."""
+    def metrics(self, prefix: str | None = None) -> dict[str, float]:
+        """Flat metrics for MLflow, e.g. ``val_accuracy``, ``val_accuracy_crema``, ``val_f1_fear``;
+        with a prefix (the model's name), ``cnn2d_lstm.val_accuracy``."""
         out = {
             f"{self.split}_accuracy": self.accuracy,
             f"{self.split}_loss": self.loss,
@@ -43,7 +44,8 @@ class Evaluation:
             if row["support"] > 0:
                 out[f"{self.split}_f1_{emotion}"] = float(row["f1"])
                 out[f"{self.split}_accuracy_{emotion}"] = float(row["accuracy"])
-        return {k: float(v) for k, v in out.items() if v is not None and np.isfinite(v)}
+        lead = f"{prefix}." if prefix else ""
+        return {f"{lead}{k}": float(v) for k, v in out.items() if v is not None and np.isfinite(v)}
 
     def summary_row(self) -> dict:
         return {

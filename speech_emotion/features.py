@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 from speech_emotion.audio import load_audio
 
@@ -41,9 +42,10 @@ logger = logging.getLogger(__name__)
 FEATURE_KINDS: tuple[str, ...] = ("mfcc", "chroma", "mel", "logmel")
 
 
-@dataclass(frozen=True)
-class FeatureParams:
+class FeatureParams(BaseModel):
     """Parameters of feature extraction (the seed's values by default)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     sample_rate: int = 16000
     duration_s: float = 8.0
@@ -66,7 +68,7 @@ class FeatureParams:
 
     def key(self) -> str:
         """A short digest of the parameters, part of every cache key."""
-        blob = json.dumps(asdict(self), sort_keys=True).encode()
+        blob = json.dumps(self.model_dump(), sort_keys=True).encode()
         return hashlib.sha1(blob).hexdigest()[:12]
 
 
@@ -251,7 +253,7 @@ def extract_features(
         utterance_ids=np.asarray(paths, dtype=str),
         labels=np.asarray(labels, dtype=np.int64),
         corpus=np.asarray(corpus, dtype=str),
-        params=asdict(params),
+        params=params.model_dump(),
         **out,
     )
 

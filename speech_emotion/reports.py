@@ -195,3 +195,20 @@ def logmel_examples_figure(features, per_class: int = 1):
         ax.set_yticks([])
     fig.tight_layout()
     return fig
+
+
+def comparison_figure(table: pd.DataFrame):
+    """F1-macro of every model and ensemble, validation and test side by side."""
+    plt = _pyplot()
+    pivot = table.pivot_table(index="model", columns="split", values="f1_macro")
+    pivot = pivot.sort_values(pivot.columns[-1], ascending=True)
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(pivot) + 1.5))
+    height = 0.8 / max(1, len(pivot.columns))
+    for i, split in enumerate(pivot.columns):
+        ax.barh([y + i * height for y in range(len(pivot))], pivot[split].values, height=height, label=split)
+    ax.set_yticks([y + height * (len(pivot.columns) - 1) / 2 for y in range(len(pivot))], pivot.index)
+    ax.set_xlabel("F1-macro")
+    ax.set_xlim(0, 1)
+    ax.legend()
+    fig.tight_layout()
+    return fig

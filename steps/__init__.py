@@ -2,18 +2,26 @@
 (types, MLflow logging, caching) and holds no method logic of its own."""
 
 from steps.analysis import analyse_dataset
+from steps.compare import compare_models
+from steps.ensemble import ensemble_models
 from steps.evaluate import evaluate_model
 from steps.features import extract_features, scale_features
 from steps.ingest import ingest_corpora
 from steps.split import split_dataset
+from steps.stacking import train_stacking_model
 from steps.train import train_model
+from steps.tune import tune_model
 
 __all__ = [
     "analyse_dataset",
+    "compare_models",
+    "ensemble_models",
     "evaluate_model",
     "extract_features",
     "ingest_corpora",
     "scale_features",
     "split_dataset",
     "train_model",
+    "train_stacking_model",
+    "tune_model",
 ]

@@ -6,9 +6,11 @@ on a stack without the MLflow tracker, never writes a stray ``./mlruns``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 import mlflow
@@ -69,3 +71,13 @@ def log_dict(values: dict, artifact_file: str) -> None:
 def set_tags(tags: dict[str, str]) -> None:
     if active():
         mlflow.set_tags(tags)
+
+
+@contextlib.contextmanager
+def child_run(name: str, tags: dict[str, str] | None = None) -> Iterator[None]:
+    """A nested MLflow run under the active one (a no-op without an active run)."""
+    if not active():
+        yield
+        return
+    with mlflow.start_run(run_name=name, nested=True, tags=tags or {}):
+        yield

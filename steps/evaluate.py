@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
+import numpy as np
 import pandas as pd
 from zenml import log_metadata, step
 from zenml.types import HTMLString
@@ -17,12 +18,11 @@ from steps import _tracking
 
 logger = logging.getLogger(__name__)
 
-
-def evaluate_on(model: TrainedModel, features: FeatureSet, split: str) -> Evaluation:
-    probs, seconds = model.timed_predict_proba(features)
-    return evaluate_probabilities(
-        model.family, split, probs, features.labels, features.corpus, inference_time_s=seconds, n_params=model.n_params
-    )
+SPLIT_NOTE = (
+    "Validation is the seed's stratified 20 % of the training data (early stopping and tuning "
+    "look at it); test is held out from everything. Figures come from the data this run was given: "
+    "the synthetic demo corpus unless real corpora were configured."
+)
 
 
 def log_model_to_mlflow(model: TrainedModel) -> None:
@@ -34,16 +34,16 @@ def log_model_to_mlflow(model: TrainedModel) -> None:
     try:
         mlflow.tensorflow.log_model(
             model.model,
-            name=model.family,
+            name=model.name,
             pip_requirements=[*mlflow.tensorflow.get_default_pip_requirements(), f"keras=={_version('keras')}"],
         )
     except Exception as exc:  # the tracker must never lose the run over a model upload
-        logger.warning("could not log %s to MLflow as a model (%s); logging the .keras file instead", model.family, exc)
+        logger.warning("could not log %s to MLflow as a model (%s); logging the .keras file instead", model.name, exc)
         import os
         import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, f"{model.family}.keras")
+            path = os.path.join(tmp, f"{model.name}.keras")
             model.model.save(path)
             mlflow.log_artifact(path, "models")
 
@@ -54,43 +54,53 @@ def _version(package: str) -> str:
     return version(package)
 
 
+def report_evaluation(report: reports.HtmlReport, ev: Evaluation) -> None:
+    """Tables and confusion matrix of one evaluation, into the HTML report and MLflow."""
+    report.heading(f"{ev.name} on {ev.split} ({ev.n} utterances)")
+    report.table(ev.per_origin, "Per origin (seed Table 18)")
+    report.table(ev.per_class, "Per class (seed Tables 19-20)")
+    fig = reports.confusion_matrix_figure(ev.confusion, f"{ev.name} on {ev.split}")
+    report.image(reports.figure_png(fig, close=False), f"confusion matrix, {ev.name}, {ev.split}")
+    _tracking.log_figure(fig, f"evaluation/{ev.name}/{ev.split}_confusion.png")
+    _tracking.log_table(ev.per_origin, f"evaluation/{ev.name}/{ev.split}_per_origin.csv")
+    _tracking.log_table(ev.per_class, f"evaluation/{ev.name}/{ev.split}_per_class.csv")
+    _tracking.log_metrics(ev.metrics(prefix=ev.name))
+    logger.info("%s on %s: accuracy %.4f, F1-macro %.4f, loss %.4f", ev.name, ev.split, ev.accuracy, ev.f1_macro, ev.loss)
+
+
 @step(experiment_tracker=True)
 def evaluate_model(
     model: TrainedModel, val: FeatureSet, test: FeatureSet
-) -> tuple[Annotated[pd.DataFrame, "metrics"], Annotated[HTMLString, "evaluation_report"]]:
-    """Accuracy, loss, F1-macro, inference time, parameters; per origin and per class; confusion matrices."""
-    report = reports.HtmlReport(f"Evaluation of {model.family}")
-    report.paragraph(
-        "Validation is the seed's stratified 20 % of the training data (used for early stopping); "
-        "test is held out from everything. Figures come from the data this run was given."
-    )
-    rows = []
+) -> tuple[
+    Annotated[pd.DataFrame, "metrics"],
+    Annotated[np.ndarray, "val_probabilities"],
+    Annotated[np.ndarray, "test_probabilities"],
+    Annotated[HTMLString, "evaluation_report"],
+]:
+    """Accuracy, loss, F1-macro, inference time, parameters; per origin and per class; confusion
+    matrices. The probabilities feed the ensembles."""
+    report = reports.HtmlReport(f"Evaluation of {model.name}")
+    report.paragraph(SPLIT_NOTE)
+    rows, probs = [], {}
     for split, features in (("val", val), ("test", test)):
+        p, seconds = model.timed_predict_proba(features)
+        probs[split] = p
         if len(features) == 0:
             continue
-        ev = evaluate_on(model, features, split)
+        ev = evaluate_probabilities(model.name, split, p, features.labels, features.corpus,
+                                    inference_time_s=seconds, n_params=model.n_params)
         rows.append(ev.summary_row())
-        _tracking.log_metrics(ev.metrics())
+        report_evaluation(report, ev)
         log_metadata(metadata={f"{split}_{k}": v for k, v in ev.summary_row().items() if k not in ("model", "split")})
-        report.heading(f"{split} split ({ev.n} utterances)")
-        report.table(ev.per_origin, "Per origin (seed Table 18)")
-        report.table(ev.per_class, "Per class (seed Tables 19-20)")
-        fig = reports.confusion_matrix_figure(ev.confusion, f"{model.family} on {split}")
-        report.image(reports.figure_png(fig, close=False), f"confusion matrix, {split}")
-        _tracking.log_figure(fig, f"evaluation/{model.family}_{split}_confusion.png")
-        _tracking.log_table(ev.per_origin, f"evaluation/{model.family}_{split}_per_origin.csv")
-        _tracking.log_table(ev.per_class, f"evaluation/{model.family}_{split}_per_class.csv")
-        logger.info("%s on %s: accuracy %.4f, F1-macro %.4f, loss %.4f", model.family, split, ev.accuracy, ev.f1_macro, ev.loss)
 
     metrics = pd.DataFrame(rows)
     report.heading("Summary")
     report.table(metrics.set_index(["model", "split"]) if len(metrics) else metrics, "Metrics (seed Table 4 columns)")
     if model.history:
-        fig = reports.training_curves_figure(model.history, model.family)
+        fig = reports.training_curves_figure(model.history, model.name)
         report.image(reports.figure_png(fig, close=False), "training curves")
-        _tracking.log_figure(fig, f"evaluation/{model.family}_training_curves.png")
-    _tracking.log_table(metrics, "evaluation/metrics.csv")
+        _tracking.log_figure(fig, f"evaluation/{model.name}/training_curves.png")
     html = report.render()
-    _tracking.log_text(html, "evaluation/report.html")
+    _tracking.log_text(html, f"evaluation/{model.name}/report.html")
     log_model_to_mlflow(model)
-    return metrics, HTMLString(html)
+    return metrics, probs["val"], probs["test"], HTMLString(html)

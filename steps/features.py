@@ -10,13 +10,9 @@ from zenml import step
 
 from speech_emotion.config import FeatureConfig
 from speech_emotion.corpora.common import EMOTION_TO_INDEX
-from speech_emotion.features import FeatureParams, FeatureScaler, FeatureSet, extract_features as extract
+from speech_emotion.features import FeatureScaler, FeatureSet, extract_features as extract
 from materializers import FeatureScalerMaterializer, FeatureSetMaterializer
 from steps import _tracking
-
-
-def feature_params(config: FeatureConfig) -> FeatureParams:
-    return FeatureParams(**config.model_dump(include=set(FeatureParams.__dataclass_fields__)))
 
 
 @step(output_materializers=FeatureSetMaterializer)
@@ -32,7 +28,7 @@ def extract_features(utterances: pd.DataFrame, config: FeatureConfig) -> Annotat
         labels=utterances["emotion"].map(EMOTION_TO_INDEX).tolist(),
         corpus=utterances["corpus"].tolist(),
         content_hashes=utterances["content_hash"].tolist(),
-        params=feature_params(config),
+        params=config.params(),
         cache_dir=cache_dir,
         workers=config.workers,
     )

@@ -1,4 +1,4 @@
-"""Train one network family on the training split."""
+"""Train one network family on the training split, to convergence with early stopping."""
 
 from __future__ import annotations
 
@@ -14,27 +14,32 @@ from speech_emotion.training import train_model as fit
 from steps import _tracking
 
 
-class _EpochLogger:
-    """Keras callback logging every epoch's metrics to the active MLflow run."""
+def epoch_logger(prefix: str):
+    """A Keras callback logging every epoch's metrics to the active MLflow run as ``prefix.metric``."""
+    import keras
 
-    def __new__(cls, prefix: str):
-        import keras
+    class EpochLogger(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            _tracking.log_metrics({f"{prefix}.{k}": float(v) for k, v in (logs or {}).items()}, step=epoch)
 
-        class EpochLogger(keras.callbacks.Callback):
-            def on_epoch_end(self, epoch, logs=None):
-                _tracking.log_metrics({f"{prefix}.{k}": float(v) for k, v in (logs or {}).items()}, step=epoch)
-
-        return EpochLogger()
+    return EpochLogger()
 
 
 @step(experiment_tracker=True, output_materializers=TrainedModelMaterializer)
 def train_model(
-    train: FeatureSet, val: FeatureSet, model: ModelConfig, training: TrainingConfig
-) -> Annotated[TrainedModel, "model"]:
-    _tracking.log_params(f"model.{model.family}", {"family": model.family, **model.hparams})
+    train: FeatureSet, val: FeatureSet, family: str, hparams: dict, training: TrainingConfig, name: str = ""
+) -> Annotated[TrainedModel, "{model_name}_model"]:
+    """``hparams`` comes from the config (fixed) or from the family's tuning step (its best).
+
+    ``name`` labels the model in MLflow and reports (default: the family), e.g.
+    ``cnn2d_lstm_no_scaled`` for the scaling ablation. The output artifact is
+    named ``<model_name>_model`` from the invocation's ``model_name`` substitution.
+    """
+    name = name or family
+    _tracking.log_params(f"model.{name}", {"family": family, **hparams})
     _tracking.log_params("training", training.model_dump())
-    trained = fit(train, val, model, training, callbacks=[_EpochLogger(model.family)])
-    _tracking.log_params(f"model.{model.family}.resolved", trained.hparams)
-    _tracking.log_metrics({f"{model.family}.n_params": float(trained.n_params),
-                           f"{model.family}.epochs": float(len(trained.history.get("loss", [])))})
+    trained = fit(train, val, ModelConfig(family=family, hparams=hparams), training, callbacks=[epoch_logger(name)])
+    trained.name = name
+    _tracking.log_metrics({f"{name}.n_params": float(trained.n_params),
+                           f"{name}.epochs": float(len(trained.history.get("loss", [])))})
     return trained

@@ -33,9 +33,9 @@ def _run_pipeline(tmp_path, stack_id: str, overrides: dict, name: str) -> subpro
     params["corpora"]["demo"]["root"] = str(tmp_path / "demo")
     params["features"]["cache_dir"] = str(tmp_path / "cache")
     for section, values in overrides.items():
-        params[section].update(values)
+        params.setdefault(section, {}).update(values)
     path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
     env = {**os.environ, "ZENML_ACTIVE_STACK_ID": stack_id}
     zenml = os.path.join(os.path.dirname(sys.executable), "zenml")
     return subprocess.run(
@@ -70,6 +70,7 @@ def test_training_pipeline_end_to_end(e2e_tmp, stack_id):
     proc = _run_pipeline(e2e_tmp, stack_id, {}, "e2e_ok")
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
 
+    import numpy as np
     from zenml.client import Client
 
     run = Client().get_pipeline_run("e2e_ok")
@@ -84,38 +85,69 @@ def test_training_pipeline_end_to_end(e2e_tmp, stack_id):
 
     train = run.steps["scale_features"].outputs["train_features"][0].load()
     assert train.scaled and train.logmel.shape[1:] == (128, 251)
-    assert isinstance(train.logmel, __import__("numpy").memmap)  # .npy, memory-mapped, not a pickle
+    assert isinstance(train.logmel, np.memmap)  # .npy, memory-mapped, not a pickle
 
-    model = run.steps["train_model"].outputs["model"][0].load()
-    assert model.family == "cnn2d_lstm"
+    best = run.steps["tune_cnn2d_lstm"].outputs["best_hparams"][0].load()
+    assert best["lstm_units"] in (8, 12) and best["filters_first"] == 4  # searched / fixed by the config
+    trials = run.steps["tune_cnn2d_lstm"].outputs["tuning_trials"][0].load()
+    assert len(trials) >= 2
+
+    model = run.steps["train_cnn2d_lstm"].outputs["cnn2d_lstm_model"][0].load()
+    assert model.family == "cnn2d_lstm" and model.hparams["lstm_units"] == best["lstm_units"]
     val = run.steps["scale_features"].outputs["val_features"][0].load()
     assert model.predict_proba(val).shape == (len(val), 7)
+    stacked = run.steps["train_stacking_model"].outputs["stacking_model"][0].load()
+    assert stacked.predict_proba(val).shape == (len(val), 7)
 
-    metrics = run.steps["evaluate_model"].outputs["metrics"][0].load()
-    assert set(metrics["split"]) == {"val", "test"}
+    comparison = run.steps["compare_models"].outputs["comparison"][0].load()
+    expected = {"cnn2d_lstm", "cnn1d_lstm", "cnn2d_lstm_no_scaled", "average_voting", "ga_ensemble", "stacking"}
+    assert set(comparison[comparison["split"] == "test"]["model"]) == expected
+    assert set(comparison["split"]) == {"val", "test"}
+    weights = run.steps["ensemble_models"].outputs["ga_weights"][0].load()
+    assert list(weights["model"]) == ["cnn2d_lstm", "cnn1d_lstm"]
+    assert weights["weight"].sum() == pytest.approx(1.0)
     report = run.steps["analyse_dataset"].outputs["dataset_report"][0].load()
     assert "Table 1" in report and "data:image/png;base64" in report
 
     client, mlrun = _mlflow_run("e2e_ok")
     assert mlrun.info.status == "FINISHED"
     m = mlrun.data.metrics
-    for key in ("val_accuracy", "val_loss", "val_f1_macro", "val_inference_time_s", "n_params",
-                "test_accuracy", "test_f1_macro", "val_accuracy_crema", "files_found"):
+    for key in ("cnn2d_lstm.val_accuracy", "cnn2d_lstm.val_loss", "cnn2d_lstm.val_f1_macro",
+                "cnn2d_lstm.val_inference_time_s", "cnn2d_lstm.n_params", "cnn2d_lstm.test_accuracy",
+                "cnn2d_lstm.val_accuracy_crema", "cnn1d_lstm.test_f1_macro", "cnn2d_lstm_no_scaled.val_accuracy",
+                "average_voting.test_f1_macro", "ga_ensemble.test_f1_macro", "stacking.test_accuracy",
+                "files_found", "ga.fitness_val_f1"):
         assert key in m, f"{key} missing from MLflow metrics {sorted(m)}"
     assert m["files_found"] == len(utterances) + len(rejected)
-    assert 0.0 <= m["val_accuracy"] <= 1.0
+    assert 0.0 <= m["cnn2d_lstm.val_accuracy"] <= 1.0
+    history = client.get_metric_history(mlrun.info.run_id, "ga.restart0.best_f1")
+    assert [h.step for h in history] == list(range(4))  # generation 0 and 3 more
+    assert [h.value for h in history] == sorted(h.value for h in history)  # elitism: never worse
     assert mlrun.data.params["model.cnn2d_lstm.filters_first"] == "4"
     assert mlrun.data.params["split.strategy"] == "stratified"
-    artifacts = {a.path for a in client.list_artifacts(mlrun.info.run_id, "evaluation")}
-    assert "evaluation/cnn2d_lstm_val_confusion.png" in artifacts
+    artifacts = {a.path for a in client.list_artifacts(mlrun.info.run_id, "evaluation/cnn2d_lstm")}
+    assert "evaluation/cnn2d_lstm/val_confusion.png" in artifacts
     assert {a.path for a in client.list_artifacts(mlrun.info.run_id, "dataset")} >= {
         "dataset/class_distribution_train.png", "dataset/origin_distribution.png"}
+    assert "comparison/f1_macro.png" in {a.path for a in client.list_artifacts(mlrun.info.run_id, "comparison")}
+
+    # tuning: a child run per family, a grandchild run per trial
+    experiment = mlrun.info.experiment_id
+    tune_runs = client.search_runs([experiment], f'tags.mlflow.parentRunId = "{mlrun.info.run_id}"')
+    by_name = {r.info.run_name: r for r in tune_runs}
+    assert {"tune/cnn2d_lstm", "tune/cnn1d_lstm"} <= set(by_name)
+    tune2d = by_name["tune/cnn2d_lstm"]
+    trial_runs = client.search_runs([experiment], f'tags.mlflow.parentRunId = "{tune2d.info.run_id}"')
+    assert len(trial_runs) == len(trials)
+    assert all(r.data.params["lstm_units"] in ("8", "12") for r in trial_runs)
+    assert any("val_f1_macro" in r.data.metrics for r in trial_runs)
 
 
 def test_failed_run_is_marked_failed_in_mlflow(e2e_tmp, stack_id):
-    proc = _run_pipeline(e2e_tmp, stack_id, {"model": {"hparams": {"optimizer": "no-such-optimizer"}}}, "e2e_fail")
+    # every file shorter than 100 s: ingest (tracked) runs, then the split step fails
+    proc = _run_pipeline(e2e_tmp, stack_id, {"ingest": {"min_duration_s": 100}}, "e2e_fail")
     assert proc.returncode != 0
-    assert "unknown optimizer 'no-such-optimizer'" in proc.stdout + proc.stderr
+    assert "no file was ingested" in proc.stdout + proc.stderr
 
     from zenml.client import Client
 
@@ -123,3 +155,9 @@ def test_failed_run_is_marked_failed_in_mlflow(e2e_tmp, stack_id):
     assert "failed" in str(run.status).lower()
     _, mlrun = _mlflow_run("e2e_fail")
     assert mlrun.info.status == "FAILED"
+
+
+def test_bad_configuration_is_refused_before_any_step(e2e_tmp, stack_id):
+    proc = _run_pipeline(e2e_tmp, stack_id, {"families": {"resnet": {}}}, "e2e_bad_config")
+    assert proc.returncode != 0
+    assert "unknown model family 'resnet'" in proc.stdout + proc.stderr

@@ -44,11 +44,14 @@ class TrainedModel:
     classes: tuple[str, ...] = EMOTIONS
     feature_params: dict = field(default_factory=dict)
     scaled: bool = True
+    #: label in reports and MLflow (default: the family), e.g. "cnn2d_lstm_no_scaled"
+    name: str = ""
 
     def __post_init__(self) -> None:
         # JSON (the materializer's meta.json) gives lists back for tuples
         self.input_name = normalize_input_name(self.input_name)
         self.classes = tuple(self.classes)
+        self.name = self.name or self.family
 
     @property
     def n_params(self) -> int:

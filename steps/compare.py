@@ -1,0 +1,40 @@
+"""One table of every model and ensemble (seed Tables 13, 14, 16, 17 and 2 in one place)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import pandas as pd
+from zenml import step
+from zenml.types import HTMLString
+
+from speech_emotion import reports
+from steps import _tracking
+from steps.evaluate import SPLIT_NOTE
+
+
+@step(experiment_tracker=True)
+def compare_models(
+    metrics: list[pd.DataFrame], ga_weights: pd.DataFrame | None = None
+) -> tuple[Annotated[pd.DataFrame, "comparison"], Annotated[HTMLString, "comparison_report"]]:
+    table = pd.concat([m for m in metrics if len(m)], ignore_index=True)
+    table = table.sort_values(["split", "f1_macro"], ascending=[True, False]).reset_index(drop=True)
+    report = reports.HtmlReport("Model comparison")
+    report.paragraph(SPLIT_NOTE)
+    for split in ("val", "test"):
+        part = table[table["split"] == split].drop(columns="split").set_index("model")
+        if len(part):
+            report.table(part, f"All models and ensembles on {split} (seed Table 13 columns; inference time in seconds for the whole split)")
+            _tracking.log_table(part, f"comparison/{split}.csv")
+    if ga_weights is not None and len(ga_weights) and ga_weights["weight"].notna().any():
+        report.table(ga_weights.set_index("model"), "GA ensemble weights (seed Table 15)")
+    fig = reports.comparison_figure(table)
+    report.image(reports.figure_png(fig, close=False), "F1-macro per model")
+    _tracking.log_figure(fig, "comparison/f1_macro.png")
+    html = report.render()
+    _tracking.log_text(html, "comparison/report.html")
+    best = table[table["split"] == "test"] if (table["split"] == "test").any() else table
+    if len(best):
+        top = best.iloc[0]
+        _tracking.set_tags({"best_model": str(top["model"]), "best_model_split": str(top["split"])})
+    return table, HTMLString(html)

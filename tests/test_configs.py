@@ -1,0 +1,64 @@
+"""Every profile under configs/ validates against the pipeline's typed parameters,
+and paper.yaml holds the seed's tables."""
+
+from __future__ import annotations
+
+import inspect
+import typing
+
+import pytest
+import yaml
+from pydantic import TypeAdapter
+
+from speech_emotion.config import check_families
+from tests.conftest import ROOT
+
+PROFILES = sorted((ROOT / "configs").glob("*.yaml"))
+
+
+def _signature() -> dict:
+    """The pipeline's parameters and their (resolved) types."""
+    from pipelines.training import training_pipeline
+
+    hints = typing.get_type_hints(training_pipeline.entrypoint)
+    return {name: hints[name] for name in inspect.signature(training_pipeline.entrypoint).parameters}
+
+
+@pytest.mark.parametrize("path", PROFILES, ids=lambda p: p.name)
+def test_profile_validates(path):
+    config = yaml.safe_load(path.read_text())
+    params = config["parameters"]
+    signature = _signature()
+    unknown = set(params) - set(signature)
+    assert not unknown, f"{path.name}: unknown pipeline parameters {unknown}"
+    for name, value in params.items():
+        TypeAdapter(signature[name]).validate_python(value)
+    check_families(params.get("families", {"cnn2d_lstm": {}}))
+
+
+def test_paper_profile_is_the_seed():
+    p = yaml.safe_load((ROOT / "configs" / "paper.yaml").read_text())["parameters"]
+    f = p["families"]
+    # Table 3
+    assert f["cnn2d_lstm"] == {"kernel_size": 5, "conv_blocks": 3, "filters_first": 128, "filters_next": 256,
+                               "lstm_units": 48, "learning_rate": 0.0001, "optimizer": "adam"}
+    # Table 5
+    assert (f["cnn1d_lstm"]["kernel_size"], f["cnn1d_lstm"]["conv_blocks"], f["cnn1d_lstm"]["lstm_units"],
+            f["cnn1d_lstm"]["dropout"], f["cnn1d_lstm"]["learning_rate"]) == (3, 2, 48, 0.5, 0.0002)
+    # Table 8 and Table 10
+    assert (f["lstm_cnn_1d"]["lstm_units"], f["lstm_cnn_1d"]["dropout"]) == (52, 0.2)
+    assert (f["lstm_cnn_2d"]["lstm_units"], f["lstm_cnn_2d"]["filters_first"], f["lstm_cnn_2d"]["filters_next"]) == (64, 128, 256)
+    assert set(f) == {"cnn_lstm_fused", "cnn1d_lstm", "cnn2d_lstm", "lstm_cnn_2d", "lstm_cnn_1d", "cnn_transformer"}
+    # section 3 features, section 5 validation split, section 6.2 meta MLP
+    assert (p["features"]["n_mfcc"], p["features"]["n_mels"], p["features"]["n_chroma"], p["features"]["duration_s"]) == (40, 128, 12, 8.0)
+    assert p["split"]["val_fraction"] == 0.2
+    assert (p["stacking"]["meta_units"], p["stacking"]["meta_dropout"]) == (512, 0.4)
+
+
+def test_unknown_family_and_bad_hparams_are_refused():
+    with pytest.raises(KeyError, match="unknown model family 'resnet'"):
+        check_families({"resnet": {}})
+    with pytest.raises(ValueError, match="lstm"):
+        check_families({"cnn2d_lstm": {"lstm": 3}})
+    with pytest.raises(ValueError, match="no model family"):
+        check_families({})
