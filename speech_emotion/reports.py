@@ -209,6 +209,7 @@ def comparison_figure(table: pd.DataFrame):
     ax.set_yticks([y + height * (len(pivot.columns) - 1) / 2 for y in range(len(pivot))], pivot.index)
     ax.set_xlabel("F1-macro")
     ax.set_xlim(0, 1)
+    ax.set_title("F1-macro per model and ensemble")
     ax.legend()
     fig.tight_layout()
     return fig
