@@ -70,6 +70,30 @@ def resolve_corpora(corpora: CorporaConfig, base: Path | None = None) -> dict[st
     return {c: str(p) for c, p in sorted(roots.items())}
 
 
+def check_configuration(
+    families: dict[str, dict],
+    tuning: TuningConfig,
+    search_spaces: dict[str, dict[str, list]],
+    features: FeatureConfig,
+    ablation: AblationConfig,
+) -> None:
+    """Refuse, before any step runs, a configuration that would be silently ignored or contradict itself."""
+    check_families(families)
+    if tuning.space:
+        raise ValueError("tuning.space is not used by the pipeline: give each family's space under "
+                         "search_spaces: {<family>: {<hyperparameter>: [choices]}}")
+    if unknown := set(search_spaces) - set(families):
+        raise ValueError(f"search_spaces for families that are not trained: {sorted(unknown)}")
+    for family, space in search_spaces.items():
+        if both := set(space) & set(families[family]):
+            raise ValueError(f"{family}: {sorted(both)} both fixed in families and searched in search_spaces; "
+                             "remove them from one of the two")
+    if ablation.scaling and not set(ablation.families) <= set(families):
+        raise ValueError(f"ablation families {ablation.families} must be among the trained families {list(families)}")
+    if ablation.scaling and not features.scale:
+        logger.warning("ablation.scaling with features.scale false: the no_scaled models equal the main ones")
+
+
 @pipeline(enable_cache=True)
 def training_pipeline(
     corpora: CorporaConfig = CorporaConfig(demo={}),
@@ -87,18 +111,19 @@ def training_pipeline(
     """``families`` maps each family to train to its hyperparameters: fixed when tuning is off;
     when it is on, they stay fixed and the rest of the family's search space (or the
     ``search_spaces`` entry given for it) is searched."""
-    check_families(families)
-    if ablation.scaling and not set(ablation.families) <= set(families):
-        raise ValueError(f"ablation families {ablation.families} must be among the trained families {list(families)}")
+    check_configuration(families, tuning, search_spaces, features, ablation)
 
     roots = resolve_corpora(corpora)
     utterances, rejected = ingest_corpora(roots=roots, options=ingest, fingerprint=corpora_fingerprint(roots))
     train_utt, val_utt, test_utt = split_dataset(utterances, split)
     analyse_dataset(utterances, rejected, train_utt, val_utt, test_utt)
-    train_raw = extract_features(train_utt, features, id="extract_train_features")
-    val_raw = extract_features(val_utt, features, id="extract_val_features")
-    test_raw = extract_features(test_utt, features, id="extract_test_features")
-    _, train_f, val_f, test_f = scale_features(train_raw, val_raw, test_raw, features)
+    # workers and the cache folder change how, not what: kept out of the steps' cache keys
+    extract = extract_features.with_options(extra={"workers": features.workers, "cache_dir": features.cache_dir})
+    params = features.params()
+    train_raw = extract(train_utt, params, id="extract_train_features")
+    val_raw = extract(val_utt, params, id="extract_val_features")
+    test_raw = extract(test_utt, params, id="extract_test_features")
+    _, train_f, val_f, test_f = scale_features(train_raw, val_raw, test_raw, scale=features.scale)
 
     def fit_and_evaluate(family: str, hparams, name: str, train, val, test):
         model = train_model.with_options(substitutions={"model_name": name})(

@@ -85,7 +85,8 @@ def evaluate_probabilities(
                 "corpus": c,
                 "n": int((corpus == c).sum()),
                 "accuracy": accuracy_score(labels[corpus == c], pred[corpus == c]),
-                "f1_macro": f1_score(labels[corpus == c], pred[corpus == c], average="macro", zero_division=0),
+                "f1_macro": f1_score(labels[corpus == c], pred[corpus == c], labels=np.unique(labels[corpus == c]),
+                                     average="macro", zero_division=0),
             }
             for c in sorted(set(corpus))
         ]

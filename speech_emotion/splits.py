@@ -54,7 +54,9 @@ def split_utterances(utterances: pd.DataFrame, config: SplitConfig) -> dict[str,
     """Split into ``train``, ``val`` and ``test`` tables (``test`` may be empty)."""
     if utterances.empty:
         raise ValueError("cannot split an empty utterance table: no file was ingested")
-    df = utterances.sort_values("path").reset_index(drop=True)
+    # a canonical order that does not depend on where the corpora are mounted
+    key = utterances["corpus"] + "/" + utterances["speaker"] + "/" + utterances["path"].map(lambda p: p.replace("\\", "/").rsplit("/", 1)[-1])
+    df = utterances.assign(_key=key).sort_values(["_key", "path"]).drop(columns="_key").reset_index(drop=True)
     split = _by_speaker if config.strategy == "speaker" else _stratified
 
     if config.strategy == "corpus":

@@ -33,8 +33,13 @@ def compare_models(
     _tracking.log_figure(fig, "comparison/f1_macro.png")
     html = report.render()
     _tracking.log_text(html, "comparison/report.html")
-    best = table[table["split"] == "test"] if (table["split"] == "test").any() else table
-    if len(best):
-        top = best.iloc[0]
-        _tracking.set_tags({"best_model": str(top["model"]), "best_model_split": str(top["split"])})
+    # chosen on validation: the test split stays an unbiased estimate of the chosen model
+    val = table[table["split"] == "val"]
+    if len(val):
+        top = val.iloc[0]["model"]
+        _tracking.set_tags({"best_model": str(top), "best_model_selected_on": "val"})
+        test_row = table[(table["split"] == "test") & (table["model"] == top)]
+        if len(test_row):
+            _tracking.log_metrics({"best_model.test_f1_macro": float(test_row.iloc[0]["f1_macro"]),
+                                   "best_model.test_accuracy": float(test_row.iloc[0]["accuracy"])})
     return table, HTMLString(html)

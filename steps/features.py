@@ -6,31 +6,40 @@ from pathlib import Path
 from typing import Annotated
 
 import pandas as pd
-from zenml import step
+from zenml import get_step_context, step
 
-from speech_emotion.config import FeatureConfig
-from speech_emotion.corpora.common import EMOTION_TO_INDEX
-from speech_emotion.features import FeatureScaler, FeatureSet, extract_features as extract
 from materializers import FeatureScalerMaterializer, FeatureSetMaterializer
+from speech_emotion.corpora.common import EMOTION_TO_INDEX
+from speech_emotion.features import FeatureParams, FeatureScaler, FeatureSet, extract_features as extract
 from steps import _tracking
 
 
-@step(output_materializers=FeatureSetMaterializer)
-def extract_features(utterances: pd.DataFrame, config: FeatureConfig) -> Annotated[FeatureSet, "features"]:
-    """MFCC, chroma, mel means and the 8 s log-mel of every utterance (cached per clip)."""
-    cache_dir = config.cache_dir
+def runtime_settings() -> tuple[int, str | None]:
+    """``workers`` and ``cache_dir`` from the step's ``extra`` config (outside the cache key)."""
+    try:
+        extra = get_step_context().step_run.config.extra
+    except RuntimeError:  # called outside a pipeline
+        extra = {}
+    cache_dir = extra.get("cache_dir")
     if cache_dir and not Path(cache_dir).is_absolute():
         from zenml.utils import source_utils
 
         cache_dir = str(Path(source_utils.get_source_root()) / cache_dir)
+    return int(extra.get("workers", 1)), cache_dir
+
+
+@step(output_materializers=FeatureSetMaterializer)
+def extract_features(utterances: pd.DataFrame, params: FeatureParams) -> Annotated[FeatureSet, "features"]:
+    """MFCC, chroma, mel means and the 8 s log-mel of every utterance (cached per clip)."""
+    workers, cache_dir = runtime_settings()
     return extract(
         paths=utterances["path"].tolist(),
         labels=utterances["emotion"].map(EMOTION_TO_INDEX).tolist(),
         corpus=utterances["corpus"].tolist(),
         content_hashes=utterances["content_hash"].tolist(),
-        params=config.params(),
+        params=params,
         cache_dir=cache_dir,
-        workers=config.workers,
+        workers=workers,
     )
 
 
@@ -42,16 +51,16 @@ def extract_features(utterances: pd.DataFrame, config: FeatureConfig) -> Annotat
     },
 )
 def scale_features(
-    train: FeatureSet, val: FeatureSet, test: FeatureSet, config: FeatureConfig
+    train: FeatureSet, val: FeatureSet, test: FeatureSet, scale: bool = True
 ) -> tuple[
     Annotated[FeatureScaler, "scaler"],
     Annotated[FeatureSet, "train_features"],
     Annotated[FeatureSet, "val_features"],
     Annotated[FeatureSet, "test_features"],
 ]:
-    """Fit the standard scaler on train only and apply it to every split (``scale: false`` passes through)."""
-    _tracking.log_params("features", config.model_dump())
-    scaler = FeatureScaler.fit(train) if config.scale else FeatureScaler()
-    if not config.scale:
-        return scaler, train, val, test
+    """Fit the standard scaler on train only and apply it to every split (``scale=False`` passes through)."""
+    _tracking.log_params("features", {**train.params, "scale": scale})
+    if not scale:
+        return FeatureScaler(), train, val, test
+    scaler = FeatureScaler.fit(train)
     return scaler, scaler.transform(train), scaler.transform(val), scaler.transform(test)

@@ -62,3 +62,20 @@ def test_unknown_family_and_bad_hparams_are_refused():
         check_families({"cnn2d_lstm": {"lstm": 3}})
     with pytest.raises(ValueError, match="no model family"):
         check_families({})
+
+
+def test_configuration_that_would_be_ignored_or_contradictory_is_refused():
+    from pipelines.training import check_configuration
+    from speech_emotion.config import AblationConfig, FeatureConfig, TuningConfig
+
+    ok = dict(families={"cnn2d_lstm": {"filters_first": 8}}, tuning=TuningConfig(), search_spaces={},
+              features=FeatureConfig(), ablation=AblationConfig(scaling=False))
+    check_configuration(**ok)
+    with pytest.raises(ValueError, match="tuning.space is not used"):
+        check_configuration(**{**ok, "tuning": TuningConfig(space={"lstm_units": [8]})})
+    with pytest.raises(ValueError, match="both fixed in families and searched"):
+        check_configuration(**{**ok, "search_spaces": {"cnn2d_lstm": {"filters_first": [8, 16]}}})
+    with pytest.raises(ValueError, match="not trained"):
+        check_configuration(**{**ok, "search_spaces": {"cnn1d_lstm": {"dropout": [0.0]}}})
+    with pytest.raises(ValueError, match="ablation families"):
+        check_configuration(**{**ok, "ablation": AblationConfig(scaling=True, families=["cnn1d_lstm"])})

@@ -111,6 +111,10 @@ def test_training_pipeline_end_to_end(e2e_tmp, stack_id):
 
     client, mlrun = _mlflow_run("e2e_ok")
     assert mlrun.info.status == "FINISHED"
+    # the best model is chosen on validation, never on the held-out test split
+    val_rows = comparison[comparison["split"] == "val"].sort_values("f1_macro", ascending=False)
+    assert mlrun.data.tags["best_model"] == val_rows.iloc[0]["model"]
+    assert mlrun.data.tags["best_model_selected_on"] == "val"
     m = mlrun.data.metrics
     for key in ("cnn2d_lstm.val_accuracy", "cnn2d_lstm.val_loss", "cnn2d_lstm.val_f1_macro",
                 "cnn2d_lstm.val_inference_time_s", "cnn2d_lstm.n_params", "cnn2d_lstm.test_accuracy",

@@ -68,3 +68,12 @@ def test_tiny_table_falls_back_to_random_split():
     df = _table(n_speakers=1, per=1).iloc[:8]
     parts = split_utterances(df, SplitConfig(val_fraction=0.25, test_fraction=0.25))
     assert sum(len(p) for p in parts.values()) == 8
+
+
+def test_split_does_not_depend_on_where_the_corpora_are_mounted():
+    df = _table()
+    moved = df.assign(path=df["path"].map(lambda p: ("/zzz/mnt" if "crema" in p else "/aaa") + p))
+    a = split_utterances(df, SplitConfig(seed=5))
+    b = split_utterances(moved, SplitConfig(seed=5))
+    for name in ("train", "val", "test"):
+        assert sorted(a[name]["path"]) == sorted(b[name]["path"].str.replace(r"^/(zzz/mnt|aaa)", "", regex=True))

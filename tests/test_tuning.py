@@ -29,19 +29,28 @@ def _features(n: int, seed: int = 0) -> FeatureSet:
     )
 
 
-def test_f1_macro_metric_matches_sklearn():
+def test_f1_macro_metric_matches_the_project_definition():
+    """Tuning, evaluation and the GA share one F1-macro: over the classes present in the labels."""
     from sklearn.metrics import f1_score
 
+    from speech_emotion.ensemble import f1_macro
+    from speech_emotion.evaluation import evaluate_probabilities
     from speech_emotion.models.hypermodels import SparseF1Macro
 
     rng = np.random.default_rng(0)
-    y = rng.integers(0, 6, 50)  # class 6 never occurs in the labels...
+    y = rng.integers(0, 6, 50)  # class 6 never occurs in the labels (surprise on CREMA-D)...
     probs = rng.random((50, 7)).astype(np.float32)
-    probs[:25, 6] = 2  # ...but is predicted: sklearn averages over labels in either
+    probs[:25, 6] = 2  # ...but is predicted: its errors count as false positives, not as a class
     metric = SparseF1Macro(7)
     metric.update_state(y[:20], probs[:20])  # accumulated over batches
     metric.update_state(y[20:], probs[20:])
-    assert float(metric.result()) == pytest.approx(f1_score(y, probs.argmax(1), average="macro"), abs=1e-6)
+    expected = f1_score(y, probs.argmax(1), labels=np.unique(y), average="macro")
+    assert float(metric.result()) == pytest.approx(expected, abs=1e-6)
+    assert f1_macro(y, probs.argmax(1)) == pytest.approx(expected, abs=1e-12)
+    ev = evaluate_probabilities("m", "val", probs, y, np.array(["crema"] * 50))
+    assert ev.f1_macro == pytest.approx(expected, abs=1e-12)
+    assert ev.per_origin.loc["crema", "f1_macro"] == pytest.approx(expected, abs=1e-12)
+    assert expected != pytest.approx(f1_score(y, probs.argmax(1), average="macro"))  # the case matters
     metric.reset_state()
     metric.update_state(y[:5], np.eye(7, dtype=np.float32)[y[:5]])
     assert float(metric.result()) == pytest.approx(1.0)

@@ -250,7 +250,7 @@ class _Run:
         logger.warning("rejected %s (%s): %s: %s", path, corpus, reason.value, detail)
 
     def process(self, corpus: str, path: Path, parse: Parser) -> None:
-        apath = str(path.resolve())
+        apath = os.path.abspath(path)  # the path found; a symlink is not replaced by its target
         if path.suffix.lower() not in AUDIO_EXTENSIONS:
             detail = "not a .wav file" + _metadata_note(corpus, path)
             self.reject(apath, corpus, RejectReason.NOT_AUDIO, detail)

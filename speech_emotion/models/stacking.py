@@ -72,6 +72,8 @@ class StackingConfig(BaseModel):
     seed: int = 0
     #: balanced class weights for the 1:6 one-vs-rest binary models
     class_weight_balanced: bool = True
+    #: mixed_float16 on GPUs; set here, not inherited from whatever step ran before in the process
+    mixed_precision: bool = False
 
     @field_validator("base_hparams")
     @classmethod
@@ -218,6 +220,7 @@ def train_stacking(
 
     if len(train) == 0 or len(val) == 0:
         raise ValueError(f"stacking needs non-empty train and validation splits; got {len(train)} and {len(val)}")
+    keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
     hp = config.base_hp()
     x_train = np.asarray(train.input(INPUT_NAME), dtype=np.float32)
     x_val = np.asarray(val.input(INPUT_NAME), dtype=np.float32)
