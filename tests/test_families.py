@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from speech_emotion.config import ModelConfig, TrainingConfig
-from speech_emotion.features import FeatureSet
 from speech_emotion.models import FAMILIES, get_family, register_custom_objects
 from speech_emotion.models.cnn_lstm import Cnn1dLstmHParams, CnnLstmHParams, FusedCnnLstmHParams
 from speech_emotion.models.cnn_transformer import CnnTransformerHParams
 from speech_emotion.models.lstm_cnn import LstmCnn1dHParams, LstmCnn2dHParams
 from speech_emotion.training import train_model
+from tests.synthetic import tiny_features
 
 _CNN_LSTM_TINY = {"kernel_size": 3, "conv_blocks": 2, "filters_first": 4, "filters_next": 8, "lstm_units": 8,
                   "learning_rate": 1e-2}
@@ -48,19 +48,7 @@ PAPER_PARAMS = {
 }
 
 
-def _features(n: int, seed: int = 0) -> FeatureSet:
-    """Tiny features with a learnable cue in each kind: logmel (16, 32), mfcc 40, chroma 12, mel 16."""
-    rng = np.random.default_rng(seed)
-    labels = np.arange(n) % 7
-    logmel = rng.standard_normal((n, 16, 32)).astype(np.float32)
-    logmel[:, labels % 16, :] += 3
-    mfcc = rng.standard_normal((n, 40)).astype(np.float32)
-    mfcc[np.arange(n), labels * 5] += 3
-    return FeatureSet(
-        utterance_ids=np.array([f"u{i}" for i in range(n)]), labels=labels, corpus=np.array(["tess"] * n),
-        mfcc=mfcc, chroma=rng.standard_normal((n, 12)).astype(np.float32),
-        mel=rng.standard_normal((n, 16)).astype(np.float32), logmel=logmel, scaled=True,
-    )
+_features = tiny_features
 
 
 def _paper_shape(family):

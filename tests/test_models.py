@@ -6,24 +6,15 @@ import numpy as np
 import pytest
 
 from speech_emotion.config import ModelConfig, TrainingConfig
-from speech_emotion.features import FeatureSet
 from speech_emotion.models import get_family
 from speech_emotion.models.cnn_lstm import CnnLstmHParams, build_cnn2d_lstm
 from speech_emotion.training import train_model
+from tests.synthetic import tiny_features
 
 TINY = {"kernel_size": 3, "conv_blocks": 2, "filters_first": 4, "filters_next": 8, "lstm_units": 8, "learning_rate": 1e-2}
 
 
-def _features(n: int, seed: int = 0, frames: int = 32) -> FeatureSet:
-    rng = np.random.default_rng(seed)
-    labels = np.arange(n) % 7
-    logmel = rng.standard_normal((n, 16, frames)).astype(np.float32)
-    logmel[:, labels % 16, :] += 3  # a learnable cue
-    return FeatureSet(
-        utterance_ids=np.array([f"u{i}" for i in range(n)]), labels=labels,
-        corpus=np.array(["tess"] * n), mfcc=np.zeros((n, 40), np.float32), chroma=np.zeros((n, 12), np.float32),
-        mel=np.zeros((n, 16), np.float32), logmel=logmel, scaled=True,
-    )
+_features = tiny_features
 
 
 def test_paper_cnn2d_lstm_matches_the_seed_size():

@@ -9,7 +9,6 @@ import pytest
 from pydantic import ValidationError
 
 from speech_emotion.corpora.common import EMOTIONS
-from speech_emotion.features import FeatureSet
 from speech_emotion.models.cnn_lstm import CnnLstmHParams
 from speech_emotion.models.stacking import (
     META_LAYERS,
@@ -20,20 +19,12 @@ from speech_emotion.models.stacking import (
     build_binary_cnn2d_lstm,
     train_stacking,
 )
+from tests.synthetic import tiny_features
 
 TINY = {"kernel_size": 3, "conv_blocks": 2, "filters_first": 4, "filters_next": 8, "lstm_units": 8, "learning_rate": 1e-2}
 
 
-def _features(n: int, seed: int, n_classes: int = 7, frames: int = 32) -> FeatureSet:
-    rng = np.random.default_rng(seed)
-    labels = np.arange(n) % n_classes
-    logmel = rng.standard_normal((n, 16, frames)).astype(np.float32)
-    logmel[np.arange(n), labels % 16, :] += 3  # a learnable cue
-    return FeatureSet(
-        utterance_ids=np.array([f"u{i}" for i in range(n)]), labels=labels,
-        corpus=np.array(["tess"] * n), mfcc=np.zeros((n, 40), np.float32), chroma=np.zeros((n, 12), np.float32),
-        mel=np.zeros((n, 16), np.float32), logmel=logmel, scaled=True,
-    )
+_features = tiny_features
 
 
 class _Recorder:

@@ -7,26 +7,16 @@ import pytest
 from pydantic import ValidationError
 
 from speech_emotion.config import ModelConfig, TrainingConfig
-from speech_emotion.features import FeatureSet
 from speech_emotion.tuning import TrialRecord, TuningConfig, tune_family
+import functools
+from tests.synthetic import tiny_features
 
 #: a tiny space: two choices per tuned hyperparameter, everything else fixed small
 TINY_SPACE = {"kernel_size": [3], "conv_blocks": [1, 2], "filters_first": [4, 8], "filters_next": [8],
               "lstm_units": [8, 12], "learning_rate": [1e-2, 1e-3], "optimizer": ["adam"]}
 
 
-def _features(n: int, seed: int = 0) -> FeatureSet:
-    rng = np.random.default_rng(seed)
-    labels = np.arange(n) % 7
-    logmel = rng.standard_normal((n, 16, 24)).astype(np.float32)
-    logmel[:, labels % 16, :] += 3
-    mfcc = rng.standard_normal((n, 40)).astype(np.float32)
-    mfcc[np.arange(n), labels * 5] += 3
-    return FeatureSet(
-        utterance_ids=np.array([f"u{i}" for i in range(n)]), labels=labels, corpus=np.array(["tess"] * n),
-        mfcc=mfcc, chroma=rng.standard_normal((n, 12)).astype(np.float32),
-        mel=rng.standard_normal((n, 16)).astype(np.float32), logmel=logmel, scaled=True,
-    )
+_features = functools.partial(tiny_features, frames=24)
 
 
 def test_f1_macro_metric_matches_the_project_definition():
