@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from speech_emotion.corpora.common import CORPORA
+from speech_emotion.corpora.crema import MALE_ACTORS
 
 __all__ = [
     "CORPUS_DIRS",
@@ -307,12 +308,8 @@ CREMA_SENTENCES: dict[str, str] = {
     "TSI": "The surface is slick.",
     "WSI": "We'll stop in a couple of minutes.",
 }
-# CREMA-D VideoDemographics.csv: the 48 male actors; the other 43 of 1001-1091 are female.
-CREMA_MALE_ACTORS: frozenset[int] = frozenset(
-    (1001, 1005, 1011, 1014, 1015, 1016, 1017, 1019, 1022, 1023, 1026, 1027, 1031, 1032, 1033, 1034,
-     1035, 1036, 1038, 1039, 1040, 1041, 1042, 1044, 1045, 1048, 1050, 1051, 1057, 1059, 1062, 1064,
-     1065, 1066, 1067, 1068, 1069, 1070, 1071, 1077, 1080, 1081, 1083, 1085, 1086, 1087, 1088, 1090)
-)
+# the 48 male actors of CREMA-D (the parser's table); the other 43 of 1001-1091 are female
+CREMA_MALE_ACTORS: frozenset[int] = MALE_ACTORS
 CREMA_ACTORS: tuple[int, ...] = tuple(range(1001, 1092))
 CREMA_MIN_ACTORS = 6
 
