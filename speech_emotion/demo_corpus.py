@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 
 from speech_emotion.corpora.common import CORPORA
-from speech_emotion.corpora.crema import MALE_ACTORS
+from speech_emotion.corpora import crema, ravdess, savee
 
 __all__ = [
     "CORPUS_DIRS",
@@ -242,16 +242,9 @@ TESS_EMOTIONS: dict[str, tuple[str, dict[str, str]]] = {
 }
 TESS_DATA_DIR = "TESS Toronto emotional speech set data"
 
-SAVEE_SPEAKERS: tuple[str, ...] = ("DC", "JE", "JK", "KL")
-SAVEE_CODES: dict[str, str] = {
-    "angry": "a",
-    "disgust": "d",
-    "fear": "f",
-    "happy": "h",
-    "neutral": "n",
-    "sadness": "sa",
-    "surprise": "su",
-}
+SAVEE_SPEAKERS: tuple[str, ...] = tuple(savee.SPEAKERS)
+# file-name codes as the parsers read them, inverted: the demo writes what they parse
+SAVEE_CODES: dict[str, str] = {emotion: code for code, emotion in savee.EMOTION_CODES.items()}
 SAVEE_SENTENCES: tuple[str, ...] = (
     "She had your dark suit in greasy wash water all year.",
     "Don't ask me to carry an oily rag like that.",
@@ -270,46 +263,14 @@ SAVEE_SENTENCES: tuple[str, ...] = (
     "Allow leeway here, but rationalize all errors.",
 )
 
-RAVDESS_EMOTIONS: dict[str, str] = {
-    "neutral": "01",
-    "calm": "02",
-    "happy": "03",
-    "sadness": "04",
-    "angry": "05",
-    "fear": "06",
-    "disgust": "07",
-    "surprise": "08",
-}
-RAVDESS_STATEMENTS: dict[str, str] = {
-    "01": "Kids are talking by the door.",
-    "02": "Dogs are sitting by the door.",
-}
+RAVDESS_EMOTIONS: dict[str, str] = {emotion: code for code, emotion in ravdess.EMOTION_CODES.items()}
+RAVDESS_STATEMENTS: dict[str, str] = {code: f"{text}." for code, text in ravdess.STATEMENTS.items()}
 RAVDESS_MIN_ACTORS = 4
 
-CREMA_EMOTIONS: dict[str, str] = {
-    "angry": "ANG",
-    "disgust": "DIS",
-    "fear": "FEA",
-    "happy": "HAP",
-    "neutral": "NEU",
-    "sadness": "SAD",
-}
-CREMA_SENTENCES: dict[str, str] = {
-    "IEO": "It's eleven o'clock.",
-    "TIE": "That is exactly what happened.",
-    "IOM": "I'm on my way to the meeting.",
-    "IWW": "I wonder what this is about.",
-    "TAI": "The airplane is almost full.",
-    "MTI": "Maybe tomorrow it will be cold.",
-    "IWL": "I would like a new alarm clock.",
-    "ITH": "I think I have a doctor's appointment.",
-    "DFA": "Don't forget a jacket.",
-    "ITS": "I think I've seen this before.",
-    "TSI": "The surface is slick.",
-    "WSI": "We'll stop in a couple of minutes.",
-}
+CREMA_EMOTIONS: dict[str, str] = {emotion: code for code, emotion in crema.EMOTION_CODES.items()}
+CREMA_SENTENCES: dict[str, str] = {code: f"{text}." for code, text in crema.SENTENCES.items()}
 # the 48 male actors of CREMA-D (the parser's table); the other 43 of 1001-1091 are female
-CREMA_MALE_ACTORS: frozenset[int] = MALE_ACTORS
+CREMA_MALE_ACTORS: frozenset[int] = crema.MALE_ACTORS
 CREMA_ACTORS: tuple[int, ...] = tuple(range(1001, 1092))
 CREMA_MIN_ACTORS = 6
 
