@@ -164,7 +164,4 @@ def training_pipeline(
         metrics, *_ = evaluate_model(stacked, val_f, test_f, id="evaluate_stacking")
         all_metrics.append(metrics)
 
-    if ga_weights is not None:
-        compare_models(metrics=all_metrics, ga_weights=ga_weights)
-    else:
-        compare_models(metrics=all_metrics)
+    compare_models(metrics=all_metrics, ga_weights=ga_weights)

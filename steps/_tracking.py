@@ -49,6 +49,14 @@ def log_figure(fig, artifact_file: str) -> None:
     plt.close(fig)
 
 
+def report_figure(report, fig, caption: str, artifact_file: str) -> None:
+    """A figure into an HTML report (embedded PNG) and into the MLflow run; closes it."""
+    from speech_emotion.reports import figure_png
+
+    report.image(figure_png(fig, close=False), caption)
+    log_figure(fig, artifact_file)
+
+
 def log_table(df, artifact_file: str) -> None:
     """A pandas table as CSV (opens in the MLflow UI's artifact viewer)."""
     if active():

@@ -39,8 +39,6 @@ def analyse_dataset(
     if len(rejected):
         report.table(pd.crosstab(rejected["corpus"], rejected["reason"], margins=True), "Rejected files per origin and reason")
     for name, fig in figures.items():
-        png = reports.figure_png(fig, close=False)
-        report.image(png, name.removesuffix(".png").replace("_", " "))
-        _tracking.log_figure(fig, f"dataset/{name}")
+        _tracking.report_figure(report, fig, name.removesuffix(".png").replace("_", " "), f"dataset/{name}")
     _tracking.log_table(durations, "dataset/duration_table.csv")
     return durations, HTMLString(report.render())

@@ -29,8 +29,7 @@ def compare_models(
     if ga_weights is not None and len(ga_weights) and ga_weights["weight"].notna().any():
         report.table(ga_weights.set_index("model"), "GA ensemble weights (seed Table 15)")
     fig = reports.comparison_figure(table)
-    report.image(reports.figure_png(fig, close=False), "F1-macro per model")
-    _tracking.log_figure(fig, "comparison/f1_macro.png")
+    _tracking.report_figure(report, fig, "F1-macro per model", "comparison/f1_macro.png")
     html = report.render()
     _tracking.log_text(html, "comparison/report.html")
     # chosen on validation: the test split stays an unbiased estimate of the chosen model

@@ -60,8 +60,8 @@ def report_evaluation(report: reports.HtmlReport, ev: Evaluation) -> None:
     report.table(ev.per_origin, "Per origin (seed Table 18)")
     report.table(ev.per_class, "Per class (seed Tables 19-20)")
     fig = reports.confusion_matrix_figure(ev.confusion, f"{ev.name} on {ev.split}")
-    report.image(reports.figure_png(fig, close=False), f"confusion matrix, {ev.name}, {ev.split}")
-    _tracking.log_figure(fig, f"evaluation/{ev.name}/{ev.split}_confusion.png")
+    _tracking.report_figure(report, fig, f"confusion matrix, {ev.name}, {ev.split}",
+                            f"evaluation/{ev.name}/{ev.split}_confusion.png")
     _tracking.log_table(ev.per_origin, f"evaluation/{ev.name}/{ev.split}_per_origin.csv")
     _tracking.log_table(ev.per_class, f"evaluation/{ev.name}/{ev.split}_per_class.csv")
     _tracking.log_metrics(ev.metrics(prefix=ev.name))
@@ -98,8 +98,7 @@ def evaluate_model(
     report.table(metrics.set_index(["model", "split"]) if len(metrics) else metrics, "Metrics (seed Table 4 columns)")
     if model.history:
         fig = reports.training_curves_figure(model.history, model.name)
-        report.image(reports.figure_png(fig, close=False), "training curves")
-        _tracking.log_figure(fig, f"evaluation/{model.name}/training_curves.png")
+        _tracking.report_figure(report, fig, "training curves", f"evaluation/{model.name}/training_curves.png")
     html = report.render()
     _tracking.log_text(html, f"evaluation/{model.name}/report.html")
     log_model_to_mlflow(model)

@@ -26,7 +26,7 @@ def stack_id(zenml_home) -> str:
     return setup_stack(root=None, activate=False)
 
 
-def _run_pipeline(tmp_path, stack_id: str, overrides: dict, name: str) -> subprocess.CompletedProcess:
+def _run_pipeline(tmp_path, stack_id: str, overrides: dict, name: str, replace: dict | None = None) -> subprocess.CompletedProcess:
     config = yaml.safe_load((ROOT / "configs" / "test.yaml").read_text())
     config["run_name"] = name
     params = config["parameters"]
@@ -34,6 +34,7 @@ def _run_pipeline(tmp_path, stack_id: str, overrides: dict, name: str) -> subpro
     params["features"]["cache_dir"] = str(tmp_path / "cache")
     for section, values in overrides.items():
         params.setdefault(section, {}).update(values)
+    params.update(replace or {})
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     env = {**os.environ, "ZENML_ACTIVE_STACK_ID": stack_id}
@@ -165,3 +166,20 @@ def test_bad_configuration_is_refused_before_any_step(e2e_tmp, stack_id):
     proc = _run_pipeline(e2e_tmp, stack_id, {"families": {"resnet": {}}}, "e2e_bad_config")
     assert proc.returncode != 0
     assert "unknown model family 'resnet'" in proc.stdout + proc.stderr
+
+
+def test_single_family_run_has_no_ensemble_and_still_compares(e2e_tmp, stack_id):
+    """The pipeline's default shape: one family, no tuning, no ensembles, no stacking."""
+    proc = _run_pipeline(
+        e2e_tmp, stack_id, {"tuning": {"enabled": False}, "stacking": {"enabled": False}, "ablation": {"scaling": False}},
+        "e2e_single", replace={"families": {"cnn2d_lstm": {"conv_blocks": 1, "filters_first": 4, "lstm_units": 8}},
+                               "search_spaces": {}},
+    )
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
+
+    from zenml.client import Client
+
+    run = Client().get_pipeline_run("e2e_single")
+    assert "ensemble_models" not in run.steps and "train_stacking_model" not in run.steps
+    comparison = run.steps["compare_models"].outputs["comparison"][0].load()
+    assert set(comparison["model"]) == {"cnn2d_lstm"} and set(comparison["split"]) == {"val", "test"}
