@@ -46,6 +46,7 @@ class Utterance:
     """One ingested audio file with its label and audio facts."""
 
     path: str  # absolute
+    relpath: str  # relative to the corpus root, "/"-separated: stays the same wherever the corpus is mounted
     corpus: str  # one of CORPORA
     speaker: str  # prefixed by corpus, e.g. "ravdess_12"
     gender: str  # "female" | "male"

@@ -1,30 +1,121 @@
-"""A digest of what is under the corpus roots, for cache keys.
+"""One data fingerprint for the whole product: what the audio is, not where it lies.
 
-Names, sizes and modification times of every file: cheap on 12k files, and
-it changes whenever a file is added, removed, replaced or edited.
+A fingerprint hashes each file's path relative to its corpus root together
+with the sha1 of its bytes, so moving or re-mounting a corpus is not a change,
+while adding, removing, renaming or editing a file is.
+
+- :func:`data_fingerprint` digests an utterance table (its ``corpus``,
+  ``relpath`` and ``content_hash`` columns): the Model version's metadata,
+  MLflow's dataset digest and retraining use it.
+- :func:`files_fingerprint` digests every file under the corpus roots before
+  ingestion (the ingest step's cache key). Content hashes are cached by
+  (relative path, size, modification time) in ``cache_dir``, so an unchanged
+  corpus is fingerprinted with one ``stat`` per file.
+
+Both are 32-character hex digests (MD5 of the sorted records; not a security
+boundary, only an identity).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+logger = logging.getLogger(__name__)
 
-def corpora_fingerprint(roots: Mapping[str, str | Path]) -> str:
+__all__ = ["ContentHashCache", "data_fingerprint", "file_sha1", "files_fingerprint"]
+
+
+def _digest(records: Iterable[tuple[str, str, str]]) -> str:
+    digest = hashlib.md5()
+    for corpus, relpath, sha1 in sorted(records):
+        digest.update(f"{corpus}\0{relpath}\0{sha1}\n".encode())
+    return digest.hexdigest()
+
+
+def data_fingerprint(utterances) -> str:
+    """Digest of an utterance table: ``(corpus, relpath, content_hash)`` of every row."""
+    missing = {"corpus", "relpath", "content_hash"} - set(utterances.columns)
+    if missing:
+        raise ValueError(f"utterance table lacks the columns {sorted(missing)} needed for its fingerprint")
+    return _digest(zip(utterances["corpus"], utterances["relpath"], utterances["content_hash"]))
+
+
+def file_sha1(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class ContentHashCache:
+    """sha1 of each file under one root, remembered by (relative path, size, mtime).
+
+    One JSON file per root in ``cache_dir``; written atomically, so concurrent
+    runs at worst recompute a hash. Without ``cache_dir`` every file is hashed.
+    """
+
+    def __init__(self, root: str | os.PathLike, cache_dir: str | os.PathLike | None = None):
+        self.root = Path(root)
+        self.path: Path | None = None
+        self.entries: dict[str, list] = {}
+        if cache_dir is not None:
+            key = hashlib.sha1(str(self.root.resolve()).encode()).hexdigest()[:16]
+            self.path = Path(cache_dir) / f"{key}.json"
+            try:
+                self.entries = json.loads(self.path.read_text())
+            except FileNotFoundError:
+                pass
+            except (OSError, ValueError) as exc:
+                logger.warning("ignoring unreadable content-hash cache %s: %s", self.path, exc)
+        self._dirty = False
+
+    def sha1(self, relpath: str, path: Path) -> str | None:
+        """The file's sha1, or None when it cannot be read (it is then left out)."""
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        entry = self.entries.get(relpath)
+        if entry and entry[0] == st.st_size and entry[1] == st.st_mtime_ns:
+            return entry[2]
+        try:
+            sha = file_sha1(path)
+        except OSError:
+            return None
+        self.entries[relpath] = [st.st_size, st.st_mtime_ns, sha]
+        self._dirty = True
+        return sha
+
+    def save(self) -> None:
+        if self.path is None or not self._dirty:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(self.entries))
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            logger.warning("could not write the content-hash cache %s (%s); hashes will be recomputed next time",
+                           self.path, exc)
+
+
+def files_fingerprint(roots: Mapping[str, str | os.PathLike], cache_dir: str | os.PathLike | None = None) -> str:
+    """Digest of every file under the corpus roots (relative path and content)."""
+    from speech_emotion.corpora.ingest import list_files
+
+    records = []
     for corpus in sorted(roots):
         root = Path(roots[corpus])
-        digest.update(f"corpus:{corpus}:{root}\n".encode())
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames.sort()
-            for name in sorted(filenames):
-                path = os.path.join(dirpath, name)
-                try:
-                    st = os.stat(path)
-                except OSError:
-                    continue
-                rel = os.path.relpath(path, root)
-                digest.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
+        cache = ContentHashCache(root, cache_dir)
+        for path in list_files(root):
+            relpath = path.relative_to(root).as_posix()
+            sha = cache.sha1(relpath, path)
+            records.append((corpus, relpath, sha or "unreadable"))
+        cache.save()
+    return _digest(records)

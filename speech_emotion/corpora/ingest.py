@@ -249,7 +249,7 @@ class _Run:
         )
         logger.warning("rejected %s (%s): %s: %s", path, corpus, reason.value, detail)
 
-    def process(self, corpus: str, path: Path, parse: Parser) -> None:
+    def process(self, corpus: str, root: Path, path: Path, parse: Parser) -> None:
         apath = os.path.abspath(path)  # the path found; a symlink is not replaced by its target
         if path.suffix.lower() not in AUDIO_EXTENSIONS:
             detail = "not a .wav file" + _metadata_note(corpus, path)
@@ -290,6 +290,7 @@ class _Run:
             return
         utt = Utterance(
             path=apath,
+            relpath=path.relative_to(root).as_posix(),
             corpus=corpus,
             speaker=parsed.speaker,
             gender=parsed.gender,
@@ -366,7 +367,7 @@ def ingest_corpora(
             parse = _make_parser(corpus, root, files, options)
             bar.set_postfix_str(corpus)
             for path in files:
-                run.process(corpus, path, parse)
+                run.process(corpus, root, path, parse)
                 bar.update(1)
     utterances = run.drop_duplicates()
     result = IngestResult(
