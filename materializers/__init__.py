@@ -3,5 +3,6 @@
 from materializers.feature_scaler import FeatureScalerMaterializer
 from materializers.feature_set import FeatureSetMaterializer
 from materializers.keras_model import TrainedModelMaterializer
+from materializers.predictor import PredictorMaterializer
 
-__all__ = ["FeatureScalerMaterializer", "FeatureSetMaterializer", "TrainedModelMaterializer"]
+__all__ = ["FeatureScalerMaterializer", "FeatureSetMaterializer", "PredictorMaterializer", "TrainedModelMaterializer"]

@@ -1,4 +1,4 @@
-"""Keras 3 materializer: TrainedModel <-> ``model.keras`` (Keras 3 native format) + ``meta.json``.
+"""Keras 3 materializer: TrainedModel <-> ``model.keras`` (Keras 3 native format) + ``model.json``.
 
 ZenML's tensorflow integration pins TF < 2.15 and Keras 2; this one uses
 ``keras.saving`` of Keras 3 and imports Keras only when a model is saved or loaded.
@@ -6,7 +6,6 @@ ZenML's tensorflow integration pins TF < 2.15 and Keras 2; this one uses
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, ClassVar
 
@@ -14,10 +13,10 @@ from zenml.enums import ArtifactType, VisualizationType
 from zenml.materializers.base_materializer import BaseMaterializer
 
 from materializers._files import download_dir, upload_dir
-from speech_emotion.models.trained import TrainedModel
+from speech_emotion.models.trained import TrainedModel, load_trained, save_trained
 
-MODEL_FILE = "model.keras"
-META = "meta.json"
+#: model.keras and model.json
+STEM = "model"
 
 
 class TrainedModelMaterializer(BaseMaterializer):
@@ -26,33 +25,13 @@ class TrainedModelMaterializer(BaseMaterializer):
 
     def save(self, data: TrainedModel) -> None:
         with self.get_temporary_directory(delete_at_exit=True) as tmp:
-            data.model.save(os.path.join(tmp, MODEL_FILE))
-            meta = {
-                "family": data.family,
-                "input_name": data.input_name,
-                "hparams": data.hparams,
-                "history": data.history,
-                "classes": list(data.classes),
-                "feature_params": data.feature_params,
-                "scaled": data.scaled,
-                "name": data.name,
-            }
-            with open(os.path.join(tmp, META), "w") as f:
-                json.dump(meta, f, indent=2)
+            save_trained(data, tmp, STEM)
             upload_dir(tmp, self.uri)
 
     def load(self, data_type: type[Any]) -> TrainedModel:
-        import keras
-
-        from speech_emotion.models import register_custom_objects
-
         with self.get_temporary_directory(delete_at_exit=True) as tmp:
             download_dir(self.uri, tmp)
-            model = keras.saving.load_model(os.path.join(tmp, MODEL_FILE), custom_objects=register_custom_objects())
-            with open(os.path.join(tmp, META)) as f:
-                meta = json.load(f)
-        meta["classes"] = tuple(meta["classes"])
-        return TrainedModel(model=model, **meta)
+            return load_trained(tmp, STEM)
 
     def extract_metadata(self, data: TrainedModel) -> dict[str, Any]:
         meta: dict[str, Any] = {"name": data.name, "family": data.family, "input": str(data.input_name),

@@ -436,6 +436,40 @@ def ga_search_weights(
     )
 
 
+def cross_fitted_probabilities(
+    val_probs: Sequence[np.ndarray] | np.ndarray,
+    val_labels: np.ndarray,
+    config: GAConfig,
+    folds: int = 5,
+) -> np.ndarray:
+    """Out-of-fold GA ensemble probabilities on the validation split.
+
+    The split is cut into ``folds`` stratified folds (fewer when a class has
+    fewer members); each fold's probabilities use weights searched on the
+    other folds only. The result is as out-of-sample as every single model's
+    validation figure (they too only saw validation through early stopping
+    and tuning), so the GA ensemble competes with them fairly when the
+    deployed model is chosen on validation.
+    """
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    P = stack_probabilities(val_probs)
+    y = _check_labels(val_labels, P.shape[2])
+    out = np.zeros(P.shape[1:], dtype=np.float64)
+    if len(y) < 2:
+        return average_probabilities(P, None)
+    counts = np.bincount(y)
+    k = min(folds, len(y))
+    if counts[counts > 0].min() >= k:
+        splits = StratifiedKFold(k, shuffle=True, random_state=config.seed).split(np.zeros(len(y)), y)
+    else:
+        splits = KFold(k, shuffle=True, random_state=config.seed).split(np.zeros(len(y)))
+    for fit_idx, held_idx in splits:
+        weights = ga_search_weights(P[:, fit_idx], y[fit_idx], config).weights
+        out[held_idx] = average_probabilities(P[:, held_idx], weights)
+    return out
+
+
 # --------------------------------------------------------------------------- figures
 
 

@@ -263,6 +263,26 @@ def _store(out: dict[str, np.ndarray], i: int, feats: ClipFeatures) -> None:
         out[name][i] = getattr(feats, name)
 
 
+def feature_set_from_clips(clips: Sequence[ClipFeatures], params: FeatureParams, ids: Sequence[str] | None = None) -> FeatureSet:
+    """Unlabelled features of clips computed one by one (prediction), in the layout of training."""
+    n = len(clips)
+    out = {
+        "mfcc": np.zeros((n, params.n_mfcc), np.float32),
+        "chroma": np.zeros((n, params.n_chroma), np.float32),
+        "mel": np.zeros((n, params.n_mels), np.float32),
+        "logmel": np.zeros((n, params.n_mels, params.n_frames), np.float32),
+    }
+    for i, feats in enumerate(clips):
+        _store(out, i, feats)
+    return FeatureSet(
+        utterance_ids=np.asarray(ids if ids is not None else [""] * n, dtype=str),
+        labels=np.full(n, -1, np.int64),
+        corpus=np.full(n, "", dtype=str),
+        params=params.model_dump(),
+        **out,
+    )
+
+
 # --------------------------------------------------------------------------- scaling
 
 
@@ -288,6 +308,35 @@ class FeatureScaler:
             for start in range(0, len(features), batch):
                 chunk = np.asarray(arr[start : start + batch], dtype=np.float64)
                 scaler.partial_fit(chunk.reshape(chunk.shape[0], -1))
+            scalers[kind] = scaler
+        return cls(scalers)
+
+    _FIELDS = ("mean_", "var_", "scale_", "n_samples_seen_")
+
+    def to_npz(self) -> bytes:
+        """Each fitted StandardScaler's statistics as ``.npz`` bytes (no pickle)."""
+        import io
+
+        arrays = {f"{kind}.{name}": np.asarray(getattr(scaler, name))
+                  for kind, scaler in self.scalers.items() for name in self._FIELDS}
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        return buf.getvalue()
+
+    @classmethod
+    def from_npz(cls, blob: bytes) -> "FeatureScaler":
+        import io
+
+        from sklearn.preprocessing import StandardScaler
+
+        data = np.load(io.BytesIO(blob), allow_pickle=False)
+        scalers = {}
+        for kind in sorted({key.split(".", 1)[0] for key in data.files}):
+            scaler = StandardScaler()
+            for name in cls._FIELDS:
+                value = data[f"{kind}.{name}"]
+                setattr(scaler, name, value if value.ndim else value.item())
+            scaler.n_features_in_ = scaler.mean_.shape[0]
             scalers[kind] = scaler
         return cls(scalers)
 

@@ -77,3 +77,38 @@ class TrainedModel:
         start = time.perf_counter()
         probs = self.predict_proba(features, batch_size)
         return probs, time.perf_counter() - start
+
+
+def save_trained(trained: TrainedModel, folder: str, stem: str = "model") -> None:
+    """``<stem>.keras`` (Keras 3 native format) and ``<stem>.json`` (what is needed to use it) in ``folder``."""
+    import json
+    import os
+
+    trained.model.save(os.path.join(folder, f"{stem}.keras"))
+    meta = {
+        "family": trained.family,
+        "input_name": trained.input_name,
+        "hparams": trained.hparams,
+        "history": trained.history,
+        "classes": list(trained.classes),
+        "feature_params": trained.feature_params,
+        "scaled": trained.scaled,
+        "name": trained.name,
+    }
+    with open(os.path.join(folder, f"{stem}.json"), "w") as f:
+        json.dump(meta, f, indent=2)
+
+
+def load_trained(folder: str, stem: str = "model") -> TrainedModel:
+    """The inverse of :func:`save_trained` (registers the project's custom Keras layers first)."""
+    import json
+    import os
+
+    import keras
+
+    from speech_emotion.models import register_custom_objects
+
+    model = keras.saving.load_model(os.path.join(folder, f"{stem}.keras"), custom_objects=register_custom_objects())
+    with open(os.path.join(folder, f"{stem}.json")) as f:
+        meta = json.load(f)
+    return TrainedModel(model=model, **meta)
