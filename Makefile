@@ -14,7 +14,7 @@ export AUTO_OPEN_DASHBOARD := false
 export KERAS_BACKEND := tensorflow
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install setup demo test ui clean
+.PHONY: install setup demo test ui serve clean
 
 install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -34,6 +34,11 @@ test: install
 
 ui: setup
 	$(BIN)/ser mlflow-ui
+
+# the production model (MLflow alias "champion") over HTTP on 127.0.0.1:5001 (see the README)
+serve: setup
+	PATH=$(CURDIR)/$(BIN):$$PATH MLFLOW_TRACKING_URI=$$($(BIN)/ser mlflow-ui --print-uri) \
+	  $(BIN)/mlflow models serve -m models:/speech_emotion@champion --env-manager local -h 127.0.0.1 -p 5001
 
 clean:
 	rm -rf .zenml-home data/cache

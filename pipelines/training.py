@@ -18,9 +18,11 @@ from zenml import pipeline
 from speech_emotion.config import (
     AblationConfig,
     CorporaConfig,
+    DeployConfig,
     EnsembleConfig,
     FeatureConfig,
     IngestConfig,
+    PromotionConfig,
     SplitConfig,
     StackingConfig,
     TrainingConfig,
@@ -28,14 +30,17 @@ from speech_emotion.config import (
     check_families,
 )
 from speech_emotion.corpora.common import CORPORA
-from speech_emotion.corpora.fingerprint import corpora_fingerprint
+from speech_emotion.corpora.fingerprint import files_fingerprint
 from steps import (
     analyse_dataset,
+    build_predictor,
     compare_models,
     ensemble_models,
     evaluate_model,
     extract_features,
     ingest_corpora,
+    promote_model,
+    register_model,
     scale_features,
     split_dataset,
     train_model,
@@ -107,6 +112,8 @@ def training_pipeline(
     ensemble: EnsembleConfig = EnsembleConfig(),
     stacking: StackingConfig = StackingConfig(enabled=False),
     ablation: AblationConfig = AblationConfig(),
+    deploy: DeployConfig = DeployConfig(),
+    promotion: PromotionConfig = PromotionConfig(),
 ) -> None:
     """``families`` maps each family to train to its hyperparameters: fixed when tuning is off;
     when it is on, they stay fixed and the rest of the family's search space (or the
@@ -114,7 +121,9 @@ def training_pipeline(
     check_configuration(families, tuning, search_spaces, features, ablation)
 
     roots = resolve_corpora(corpora)
-    utterances, rejected = ingest_corpora(roots=roots, options=ingest, fingerprint=corpora_fingerprint(roots))
+    # content of every file (hashes cached by path, size and mtime): new or edited audio misses the cache
+    fingerprint = files_fingerprint(roots, cache_dir=project_root() / "data" / "cache" / "content-hashes")
+    utterances, rejected = ingest_corpora(roots=roots, options=ingest, fingerprint=fingerprint)
     train_utt, val_utt, test_utt = split_dataset(utterances, split)
     analyse_dataset(utterances, rejected, train_utt, val_utt, test_utt)
     # workers and the cache folder change how, not what: kept out of the steps' cache keys
@@ -123,15 +132,15 @@ def training_pipeline(
     train_raw = extract(train_utt, params, id="extract_train_features")
     val_raw = extract(val_utt, params, id="extract_val_features")
     test_raw = extract(test_utt, params, id="extract_test_features")
-    _, train_f, val_f, test_f = scale_features(train_raw, val_raw, test_raw, scale=features.scale)
+    scaler, train_f, val_f, test_f = scale_features(train_raw, val_raw, test_raw, scale=features.scale)
 
     def fit_and_evaluate(family: str, hparams, name: str, train, val, test):
         model = train_model.with_options(substitutions={"model_name": name})(
             train, val, family=family, hparams=hparams, training=training, name=name, id=f"train_{name}"
         )
-        return evaluate_model(model, val, test, id=f"evaluate_{name}")
+        return model, *evaluate_model(model, val, test, id=f"evaluate_{name}")
 
-    all_metrics, names, val_probs, test_probs, chosen = [], [], [], [], {}
+    all_metrics, names, val_probs, test_probs, chosen, models = [], [], [], [], {}, []
     for family, fixed in families.items():
         if tuning.enabled:
             chosen[family], _ = tune_model(
@@ -140,7 +149,8 @@ def training_pipeline(
             )
         else:
             chosen[family] = fixed
-        metrics, val_p, test_p, _ = fit_and_evaluate(family, chosen[family], family, train_f, val_f, test_f)
+        model, metrics, val_p, test_p, _ = fit_and_evaluate(family, chosen[family], family, train_f, val_f, test_f)
+        models.append(model)
         all_metrics.append(metrics)
         names.append(family)
         val_probs.append(val_p)
@@ -148,7 +158,7 @@ def training_pipeline(
 
     if ablation.scaling:  # the seed's Table 2: same hyperparameters, features not scaled
         for family in ablation.families:
-            metrics, *_ = fit_and_evaluate(family, chosen[family], f"{family}_no_scaled", train_raw, val_raw, test_raw)
+            _, metrics, *_ = fit_and_evaluate(family, chosen[family], f"{family}_no_scaled", train_raw, val_raw, test_raw)
             all_metrics.append(metrics)
 
     ga_weights = None
@@ -159,9 +169,17 @@ def training_pipeline(
         )
         all_metrics.append(ens_metrics)
 
+    stacked = None
     if stacking.enabled:
         stacked = train_stacking_model(train_f, val_f, stacking)
         metrics, *_ = evaluate_model(stacked, val_f, test_f, id="evaluate_stacking")
         all_metrics.append(metrics)
 
-    compare_models(metrics=all_metrics, ga_weights=ga_weights)
+    comparison, _ = compare_models(metrics=all_metrics, ga_weights=ga_weights)
+
+    # the run's predictor, its Model version and MLflow registration, and the promotion gate
+    predictor = build_predictor(scaler, models, comparison, deploy, ga_weights=ga_weights, stacking_model=stacked,
+                                average_voting=ensemble.average)
+    _, mlflow_version = register_model(predictor, utterances, comparison, scaler, test_raw, corpora=sorted(roots),
+                                       split=split, registered_model=promotion.registered_model)
+    promote_model(predictor, test_raw, promotion, mlflow_version)

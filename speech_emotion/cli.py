@@ -4,6 +4,11 @@
     ser demo-corpus OUT             synthesise the demo corpus in the four corpora's layouts
     ser ingest --tess DIR ... --out DIR   ingest corpora into utterances.csv / rejected.csv
     ser mlflow-ui                   open the MLflow UI on this project's runs
+    ser predict PATH...             label audio files and folders with the production model
+    ser model list|promote|rollback the trained model versions and which one is in production
+
+Inside the project every command uses the project's ZenML store (``.zenml-home``)
+unless ``ZENML_CONFIG_PATH`` says otherwise.
 
 Heavy imports (ZenML, TensorFlow) happen inside the subcommands that need them.
 """
@@ -11,7 +16,9 @@ Heavy imports (ZenML, TensorFlow) happen inside the subcommands that need them.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -121,6 +128,114 @@ def _cmd_mlflow_ui(args: argparse.Namespace) -> int:
     return subprocess.call(cmd)
 
 
+def project_root(start: Path | None = None) -> Path | None:
+    """The project folder holding ``start`` (default: the current folder), or None outside it."""
+    for folder in [start or Path.cwd(), *(start or Path.cwd()).parents]:
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file() and 'name = "speech-emotion"' in pyproject.read_text(errors="ignore"):
+            return folder
+    return None
+
+
+def use_project_store() -> None:
+    """Point ZenML at the project's store (as the Makefile does) unless ZENML_CONFIG_PATH is set."""
+    root = project_root()
+    if root is not None and "ZENML_CONFIG_PATH" not in os.environ:
+        os.environ["ZENML_CONFIG_PATH"] = str(root / ".zenml-home")
+    for key, value in (("ZENML_ANALYTICS_OPT_IN", "false"), ("AUTO_OPEN_DASHBOARD", "false"),
+                       ("ZENML_ENABLE_RICH_TRACEBACK", "false"), ("KERAS_BACKEND", "tensorflow"),
+                       ("TF_CPP_MIN_LOG_LEVEL", "2")):
+        os.environ.setdefault(key, value)
+
+
+NO_MODEL_HELP = ("Train one first: `make demo` (or `zenml pipeline run pipelines.training.training_pipeline "
+                 "-c configs/demo.yaml`), or pass --model FOLDER with a saved predictor folder.")
+
+
+def _short(path: str) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return path
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from speech_emotion.predictor import find_audio_files
+    from speech_emotion.versions import ModelNotFound, resolve_predictor
+
+    paths = find_audio_files(args.paths)
+    if not paths:
+        print(f"ser predict: no audio files (WAV, FLAC, OGG, MP3) under {' '.join(args.paths)}", file=sys.stderr)
+        return 2
+    try:
+        predictor, which = resolve_predictor(args.model)
+    except ModelNotFound as exc:
+        print(f"ser predict: no model to predict with: {exc}.\n{NO_MODEL_HELP}", file=sys.stderr)
+        return 2
+    if args.min_confidence is not None:
+        predictor.min_confidence = args.min_confidence
+    print(f"model: {which}: {predictor.describe()}", file=sys.stderr)
+
+    if args.timeline:
+        ok = 0
+        for path in paths:
+            try:
+                timeline = predictor.timeline(path)
+            except Exception as exc:  # AudioError: one line per bad file, the others go on
+                print(f"{_short(path)}: error: {exc}", file=sys.stderr)
+                continue
+            ok += 1
+            print(f"== {_short(path)}")
+            print(timeline.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        return 0 if ok else 1
+
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(paths), desc="predict", unit="file", file=sys.stderr,
+              disable=args.quiet or len(paths) < 2) as bar:
+        table = predictor.predict_paths(paths, progress=bar.update)
+    failed = table[table["error"].notna()]
+    for _, row in failed.iterrows():
+        print(f"{_short(row['path'])}: error {row['error']}: {row['error_detail']}", file=sys.stderr)
+    if args.json:
+        # to_json writes null for a missing value, where json.dumps would write NaN (not JSON)
+        print(json.dumps(json.loads(table.drop(columns=["error_detail"]).to_json(orient="records")), indent=1))
+    elif args.csv:
+        table.to_csv(args.csv, index=False)
+        print(f"{len(table)} rows -> {args.csv}", file=sys.stderr)
+    else:
+        shown = table.assign(path=table["path"].map(_short),
+                             confidence=table[list(predictor.classes)].max(axis=1))
+        print(shown[["path", "emotion", "confidence", "duration_s", "windows", "error"]]
+              .to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.3f}"))
+    n_ok = len(table) - len(failed)
+    print(f"{n_ok} of {len(table)} files labelled; {len(failed)} could not be read", file=sys.stderr)
+    return 0 if n_ok else 1
+
+
+def _cmd_model(args: argparse.Namespace) -> int:
+    from speech_emotion import versions
+
+    try:
+        if args.action == "list":
+            table = versions.versions_table()
+            if not len(table):
+                print(f"no versions of model {versions.MODEL_NAME!r} yet. {NO_MODEL_HELP}")
+                return 0
+            print(table.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.4f}"))
+        elif args.action == "promote":
+            mv = versions.get_version(args.version)
+            versions.promote(mv, uri=versions.tracking_uri())
+            print(f"version {mv.name} is now production (MLflow alias {versions.ALIAS!r})")
+        else:
+            mv = versions.rollback(uri=versions.tracking_uri())
+            print(f"rolled back: version {mv.name} is production again (MLflow alias {versions.ALIAS!r})")
+    except versions.ModelNotFound as exc:
+        print(f"ser model {args.action}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ser",
@@ -169,11 +284,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=5000)
     p.add_argument("--print-uri", action="store_true", help="only print the tracking URI")
     p.set_defaults(func=_cmd_mlflow_ui)
+
+    p = sub.add_parser(
+        "predict",
+        help="label audio files and folders with a trained model",
+        description="Label each audio file (folders are searched recursively for WAV, FLAC, OGG and MP3) with "
+        "one of the seven emotions and the probability of each. Clips longer than the training duration are "
+        "scored over windows and averaged. A bad file gets its own error line and the others are still labelled; "
+        "the exit status is non-zero only when no file could be labelled or no model was found.",
+        epilog="Example: ser predict data/demo/TESS --json > predictions.json",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders")
+    p.add_argument("--model", metavar="SPEC", default=None,
+                   help="production (default; falls back to the latest version), latest, a Model version "
+                   "name or number, or a predictor folder")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print only a JSON list of records on stdout")
+    out.add_argument("--csv", metavar="FILE", help="write the table to FILE")
+    out.add_argument("--timeline", action="store_true", help="per-window emotions of each (long) recording")
+    p.add_argument("--min-confidence", type=float, default=None, metavar="P",
+                   help="label clips whose top probability is below P as 'uncertain' (default: the model's, 0)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("model", help="list the model versions, promote one, roll back production",
+                       description="Versions of the ZenML Model 'speech_emotion'. Promoting sets the ZenML stage "
+                       "'production' and the MLflow registry alias 'champion' together.")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("list", help="every version with its stage, model and test figures")
+    promote = actions.add_parser("promote", help="make VERSION the production version")
+    promote.add_argument("version", metavar="VERSION", help="version name or number")
+    actions.add_parser("rollback", help="return production to the version the current one replaced")
+    p.set_defaults(func=_cmd_model)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    use_project_store()
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     return args.func(args)
 

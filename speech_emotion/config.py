@@ -20,8 +20,8 @@ from speech_emotion.models.stacking import StackingConfig
 from speech_emotion.tuning import TuningConfig
 
 __all__ = [
-    "AblationConfig", "CorporaConfig", "DemoCorpusConfig", "EnsembleConfig", "FeatureConfig", "GAConfig",
-    "IngestConfig", "ModelConfig", "SEED_FAMILIES", "SplitConfig", "StackingConfig", "TrainingConfig",
+    "AblationConfig", "CorporaConfig", "DemoCorpusConfig", "DeployConfig", "EnsembleConfig", "FeatureConfig", "GAConfig",
+    "IngestConfig", "ModelConfig", "PromotionConfig", "SEED_FAMILIES", "SplitConfig", "StackingConfig", "TrainingConfig",
     "TuningConfig", "check_families",
 ]
 
@@ -156,3 +156,22 @@ class TrainingConfig(_Config):
     early_stopping_patience: int = Field(8, ge=0)
     seed: int = 0
     mixed_precision: bool = False
+
+
+class DeployConfig(_Config):
+    """Which model the run's predictor holds: ``best`` (best validation F1-macro, the scaling-ablation
+    rows excluded), ``ga_ensemble``, ``average_voting``, ``stacking`` or a family name."""
+
+    model: str = "best"
+    #: below this top probability a clip is labelled ``uncertain`` (0: off)
+    min_confidence: float = Field(0.0, ge=0, le=1)
+
+
+class PromotionConfig(_Config):
+    """The gate: promote when there is no production version, or when the new predictor's test
+    F1-macro is at least production's minus ``margin`` (both scored on this run's test split)."""
+
+    enabled: bool = True
+    margin: float = Field(0.0, ge=0, le=1)
+    #: MLflow registered model name (the ZenML Model's name comes from the run config's ``model:``)
+    registered_model: str = "speech_emotion"

@@ -3,6 +3,7 @@
 
 from steps.analysis import analyse_dataset
 from steps.compare import compare_models
+from steps.deploy import build_predictor, promote_model, register_model
 from steps.ensemble import ensemble_models
 from steps.evaluate import evaluate_model
 from steps.features import extract_features, scale_features
@@ -14,11 +15,14 @@ from steps.tune import tune_model
 
 __all__ = [
     "analyse_dataset",
+    "build_predictor",
     "compare_models",
     "ensemble_models",
     "evaluate_model",
     "extract_features",
     "ingest_corpora",
+    "promote_model",
+    "register_model",
     "scale_features",
     "split_dataset",
     "train_model",

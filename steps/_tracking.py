@@ -89,3 +89,18 @@ def child_run(name: str, tags: dict[str, str] | None = None) -> Iterator[None]:
         return
     with mlflow.start_run(run_name=name, nested=True, tags=tags or {}):
         yield
+
+
+def set_experiment_kind() -> None:
+    """Open the experiment in MLflow's model-training view (MLflow 3 shows GenAI views for unknown kinds)."""
+    if active():
+        mlflow.set_experiment_tag("mlflow.experimentKind", "custom_model_development")
+
+
+def log_dataset(df, name: str, digest: str) -> None:
+    """The utterance table as the run's dataset input: the runs table's Dataset column names it."""
+    if not active():
+        return
+    columns = [c for c in ("relpath", "corpus", "speaker", "emotion", "duration_s", "content_hash") if c in df.columns]
+    dataset = mlflow.data.from_pandas(df[columns], targets="emotion", name=name, digest=digest)
+    mlflow.log_input(dataset, context="training")

@@ -7,6 +7,7 @@ parameters, metrics and figures; then a run that fails leaves its MLflow run FAI
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -183,3 +184,191 @@ def test_single_family_run_has_no_ensemble_and_still_compares(e2e_tmp, stack_id)
     assert "ensemble_models" not in run.steps and "train_stacking_model" not in run.steps
     comparison = run.steps["compare_models"].outputs["comparison"][0].load()
     assert set(comparison["model"]) == {"cnn2d_lstm"} and set(comparison["split"]) == {"val", "test"}
+
+
+# ----------------------------------------------------------------------------- using what was trained
+
+
+def _ser(stack_id: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    ser = os.path.join(os.path.dirname(sys.executable), "ser")
+    env = {**os.environ, "ZENML_ACTIVE_STACK_ID": stack_id}
+    return subprocess.run([ser, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def _demo_clips(e2e_tmp) -> list[str]:
+    return sorted(str(p) for p in (e2e_tmp / "demo" / "TESS").rglob("*.wav"))
+
+
+def test_runs_create_model_versions_and_ser_predict_labels_a_clip(e2e_tmp, stack_id):
+    """Runs after e2e_ok: a Model version per run, linked to its predictor, registered in MLflow;
+    the first became production (alias champion); `ser predict` labels a demo clip with it."""
+    from zenml.client import Client
+    from zenml.enums import ModelStages
+
+    from speech_emotion.corpora.common import EMOTIONS
+
+    client = Client()
+    versions = client.list_model_versions(model_name_or_id="speech_emotion", size=100, hydrate=True).items
+    first = client.get_pipeline_run("e2e_ok").model_version
+    assert first is not None and first.name in {v.name for v in versions}
+    meta = first.run_metadata
+    assert len(meta["data_fingerprint"]) == 32 and meta["split_strategy"] == "stratified"
+    assert set(meta["corpora"]) == {"tess", "savee", "ravdess", "crema"}
+    assert 0 < meta["test_f1_macro"] <= 1 and meta["deployed_model"]
+    assert {"predictor", "utterances", "comparison", "scaler"} <= set(first.data_artifact_ids) | set(first.model_artifact_ids)
+    production = client.get_model_version("speech_emotion", ModelStages.PRODUCTION)
+    assert production.run_metadata["promotion_promote"] is True
+
+    mlclient, mlrun = _mlflow_run("e2e_ok")
+    assert mlrun.data.tags["deployed_model"] == meta["deployed_model"]
+    assert [d.dataset.digest for d in mlrun.inputs.dataset_inputs] == [meta["data_fingerprint"]]
+    experiment = mlclient.get_experiment(mlrun.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    champion = mlclient.get_model_version_by_alias("speech_emotion", "champion")
+    assert int(champion.version) == int(production.run_metadata["mlflow_model_version"])
+
+    clip = _demo_clips(e2e_tmp)[0]
+    proc = _ser(stack_id, "predict", clip, "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = json.loads(proc.stdout)
+    assert len(records) == 1 and records[0]["emotion"] in EMOTIONS and records[0]["error"] is None
+    assert sum(records[0][c] for c in EMOTIONS) == pytest.approx(1.0, abs=1e-4)
+    assert f"version {production.name}" in proc.stderr
+
+    listing = _ser(stack_id, "model", "list")
+    assert listing.returncode == 0 and "production" in listing.stdout
+
+
+def test_ser_model_promote_and_rollback_keep_zenml_and_mlflow_in_step(e2e_tmp, stack_id):
+    from zenml.client import Client
+    from zenml.enums import ModelStages
+
+    client = Client()
+    production = client.get_model_version("speech_emotion", ModelStages.PRODUCTION)
+    others = [v for v in client.list_model_versions(model_name_or_id="speech_emotion", size=100, hydrate=True).items
+              if v.id != production.id and (v.run_metadata or {}).get("mlflow_model_version")]
+    assert others, "the single-family run must have created a second version"
+    target = others[0]
+    proc = _ser(stack_id, "model", "promote", target.name)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    mlclient, _ = _mlflow_run("e2e_ok")
+    assert client.get_model_version("speech_emotion", ModelStages.PRODUCTION).id == target.id
+    assert int(mlclient.get_model_version_by_alias("speech_emotion", "champion").version) == int(
+        target.run_metadata["mlflow_model_version"])
+    proc = _ser(stack_id, "model", "rollback")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert client.get_model_version("speech_emotion", ModelStages.PRODUCTION).id == production.id
+    assert int(mlclient.get_model_version_by_alias("speech_emotion", "champion").version) == int(
+        production.run_metadata["mlflow_model_version"])
+
+
+def test_ser_predict_reports_bad_files_and_a_missing_model(e2e_tmp, stack_id, tmp_path):
+    clip = _demo_clips(e2e_tmp)[0]
+    (tmp_path / "notes.wav").write_text("not audio")
+    proc = _ser(stack_id, "predict", clip, str(tmp_path / "notes.wav"), "--csv", str(tmp_path / "out.csv"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "notes.wav: error not_audio" in proc.stderr
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "out.csv")
+    assert table["error"].isna().tolist() == [True, False]
+    only_bad = _ser(stack_id, "predict", str(tmp_path / "notes.wav"))
+    assert only_bad.returncode == 1
+    missing = _ser(stack_id, "predict", clip, "--model", "9999")
+    assert missing.returncode == 2 and "make demo" in missing.stderr
+
+
+def test_batch_inference_pipeline_labels_a_folder_with_a_bad_file(e2e_tmp, stack_id, tmp_path):
+    import shutil
+
+    import pandas as pd
+
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    for clip in _demo_clips(e2e_tmp)[:3]:
+        shutil.copy(clip, folder)
+    (folder / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVE")
+    config = {"run_name": "e2e_inference", "model": {"name": "speech_emotion", "version": "production"},
+              "parameters": {"folder": str(folder), "out_csv": str(tmp_path / "predictions.csv")}}
+    path = tmp_path / "inference.yaml"
+    path.write_text(yaml.safe_dump(config))
+    zenml = os.path.join(os.path.dirname(sys.executable), "zenml")
+    proc = subprocess.run([zenml, "pipeline", "run", "pipelines.inference.inference_pipeline", "-c", str(path)],
+                          cwd=ROOT, env={**os.environ, "ZENML_ACTIVE_STACK_ID": stack_id}, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
+    from zenml.client import Client
+
+    run = Client().get_pipeline_run("e2e_inference")
+    table = run.steps["predict_folder"].outputs["predictions"][0].load()
+    assert len(table) == 4
+    broken = table[table["path"].str.endswith("broken.wav")].iloc[0]
+    assert broken["error"] in ("truncated_audio", "unreadable_audio", "empty_audio") and pd.isna(broken["emotion"])
+    assert table[~table["path"].str.endswith("broken.wav")]["error"].isna().all()
+    report = run.steps["predict_folder"].outputs["predictions_report"][0].load()
+    assert "Files per predicted emotion" in report and "broken.wav" in report
+    assert (tmp_path / "predictions.csv").is_file()
+
+
+def test_mlflow_models_serve_answers_with_the_champion(e2e_tmp, stack_id):
+    """The real `mlflow models serve` on a free loopback port, posted a demo clip as base64."""
+    import base64
+    import socket
+    import time
+    import urllib.request
+
+    from speech_emotion.corpora.common import EMOTIONS
+
+    uri = _ser(stack_id, "mlflow-ui", "--print-uri").stdout.strip()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mlflow_bin = os.path.join(os.path.dirname(sys.executable), "mlflow")
+    server = subprocess.Popen(
+        [mlflow_bin, "models", "serve", "-m", "models:/speech_emotion@champion", "--env-manager", "local",
+         "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
+        # the venv's bin on PATH, as after `source .venv/bin/activate`: MLflow execs `uvicorn` by name
+        cwd=ROOT, env={**os.environ, "MLFLOW_TRACKING_URI": uri,
+                       "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        deadline = time.time() + 300
+        while True:
+            assert server.poll() is None, server.stdout.read().decode()[-5000:]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.time() < deadline, "mlflow models serve did not answer /ping"
+            time.sleep(1)
+        clip = _demo_clips(e2e_tmp)[0]
+        body = json.dumps({"dataframe_split": {"columns": ["audio"],
+                                               "data": [[base64.b64encode(open(clip, "rb").read()).decode()]]}})
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body.encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=120) as r:
+            answer = json.loads(r.read())
+        row = answer["predictions"][0]
+        assert row["emotion"] in EMOTIONS and row["error"] is None
+        assert sum(row[c] for c in EMOTIONS) == pytest.approx(1.0, abs=1e-4)
+    finally:
+        _stop(server)
+
+
+def _stop(server: subprocess.Popen) -> None:
+    """SIGTERM to the server's process group (it forks uvicorn), SIGKILL if it lingers."""
+    import signal
+
+    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(server.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            server.wait(timeout=wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
