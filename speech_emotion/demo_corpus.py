@@ -62,6 +62,7 @@ __all__ = [
 ]
 
 GENERATOR_VERSION = 1
+LOCK_NAME = ".DEMO_CORPUS.lock"
 MARKER_NAME = "DEMO_CORPUS.json"
 ESPEAK_SAMPLE_RATE = 22050
 
@@ -675,8 +676,22 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _count_wavs(root: Path) -> int:
-    return sum(1 for p in root.rglob("*.wav") if p.is_file()) if root.is_dir() else 0
+def _remove_previous(out: Path, marker: dict[str, Any] | None) -> None:
+    """Delete the files a previous generation wrote (its marker lists them), and nothing else."""
+    if marker is None:
+        return
+    if "written" not in marker:  # a marker of an older generator: its folders held only its own files
+        for d in CORPUS_DIRS.values():
+            shutil.rmtree(out / d, ignore_errors=True)
+        return
+    for rel in marker["written"]:
+        (out / rel).unlink(missing_ok=True)
+    for d in CORPUS_DIRS.values():  # folders left empty, deepest first
+        root = out / d
+        if root.is_dir():
+            for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+                if not any(folder.iterdir()):
+                    folder.rmdir()
 
 
 def _run_jobs(jobs: list[tuple[Path, list[dict[str, Any]]]], total: int, progress: bool) -> None:
@@ -753,10 +768,15 @@ def generate_demo_corpus(
     out/RAVDESS, "crema": out/CREMA-D}`` (for the requested corpora): the roots
     a user would pass as ``--tess`` etc.
 
-    A marker ``out/DEMO_CORPUS.json`` records the parameters and the file count;
-    when it matches (and the files are all there) nothing is rewritten. A
-    previous demo corpus with other parameters is replaced; a non-demo folder
-    in the way is never deleted (``FileExistsError``).
+    A marker ``out/DEMO_CORPUS.json`` records the parameters and every file the
+    generator writes; when it matches (and those files are all there) nothing is
+    rewritten. A previous demo corpus with other parameters is replaced by
+    deleting only the files its marker lists: files a user added beside them
+    stay (and become part of the corpus, as a retraining run expects). A
+    non-demo folder in the way is never deleted (``FileExistsError``).
+
+    Generation holds an inter-process lock on ``out``: a second run (two
+    pipeline runs started together) waits, then finds the finished corpus.
     """
     corpora = tuple(dict.fromkeys(corpora))  # dedupe, keep order
     unknown = [c for c in corpora if c not in CORPUS_DIRS]
@@ -766,6 +786,14 @@ def generate_demo_corpus(
     if not 1 <= per_class <= MAX_PER_CLASS:
         raise ValueError(f"per_class must be between 1 and {MAX_PER_CLASS}, got {per_class}")
     out = Path(out).expanduser().resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    from filelock import FileLock
+
+    with FileLock(str(out / LOCK_NAME)):
+        return _generate_locked(out, per_class, seed, corpora, progress)
+
+
+def _generate_locked(out: Path, per_class: int, seed: int, corpora: tuple[str, ...], progress: bool) -> dict[str, Path]:
     roots = {c: out / CORPUS_DIRS[c] for c in CORPORA if c in corpora}
     marker_path = out / MARKER_NAME
     params = _marker_params(per_class, seed, corpora)
@@ -773,7 +801,7 @@ def generate_demo_corpus(
     owned = marker_path.exists()  # a demo corpus (complete or interrupted) lives here
     marker = _read_marker(marker_path) if owned else None
     if marker is not None and marker.get("complete") and {k: marker.get(k) for k in params} == params:
-        if all(_count_wavs(roots[c]) == marker.get("files_per_corpus", {}).get(c) for c in roots):
+        if marker.get("written") and all((out / rel).is_file() for rel in marker["written"]):
             return roots
 
     if not owned:
@@ -784,10 +812,10 @@ def generate_demo_corpus(
                 "choose an empty output folder"
             )
     plans = {c: _PLANNERS[c](per_class, seed) for c in roots}
-    out.mkdir(parents=True, exist_ok=True)
-    _write_json_atomic(marker_path, {**params, "complete": False})
-    for d in CORPUS_DIRS.values():  # ours (marker present): start clean
-        shutil.rmtree(out / d, ignore_errors=True)
+    written = [f"{CORPUS_DIRS[c]}/{spec['relpath']}" for c, specs in plans.items() for spec in specs]
+    _remove_previous(out, marker)
+    # listed before writing, so that an interrupted run's files are known to the next one
+    _write_json_atomic(marker_path, {**params, "complete": False, "written": written})
 
     jobs: list[tuple[Path, list[dict[str, Any]]]] = []
     for c, specs in plans.items():
@@ -796,17 +824,17 @@ def generate_demo_corpus(
     total = sum(len(s) for s in plans.values())
     _run_jobs(jobs, total, progress)
 
-    counts = {c: _count_wavs(roots[c]) for c in roots}
-    expected = {c: len(plans[c]) for c in roots}
-    if counts != expected:
-        raise RuntimeError(f"demo corpus incomplete: wrote {counts}, expected {expected}")
+    missing = [rel for rel in written if not (out / rel).is_file()]
+    if missing:
+        raise RuntimeError(f"demo corpus incomplete: {len(missing)} of {len(written)} files missing, e.g. {missing[0]}")
     _write_json_atomic(
         marker_path,
         {
             **params,
             "complete": True,
             "files": total,
-            "files_per_corpus": counts,
+            "files_per_corpus": {c: len(plans[c]) for c in roots},
+            "written": written,
             "roots": {c: CORPUS_DIRS[c] for c in roots},
             "sample_rates": {c: NATIVE_SAMPLE_RATES[c] for c in roots},
         },

@@ -311,6 +311,43 @@ def test_regenerates_with_other_parameters(tmp_path):
     assert len(list(out.rglob("*.wav"))) == 7
 
 
+def test_regeneration_deletes_only_the_files_it_wrote(tmp_path):
+    out = tmp_path / "c"
+    roots = generate_demo_corpus(out, per_class=1, seed=0, corpora=["tess"], progress=False)
+    mine = roots["tess"] / "user_added" / "OAF_extra_angry.wav"
+    mine.parent.mkdir()
+    mine.write_bytes(b"a user's own recording")
+    # a user's file beside the demo's is part of the corpus, not a reason to regenerate
+    marker = (out / MARKER_NAME).stat().st_mtime_ns
+    generate_demo_corpus(out, per_class=1, seed=0, corpora=["tess"], progress=False)
+    assert (out / MARKER_NAME).stat().st_mtime_ns == marker
+    generate_demo_corpus(out, per_class=2, seed=0, corpora=["tess"], progress=False)
+    assert mine.read_bytes() == b"a user's own recording"
+    assert len(list(out.rglob("*.wav"))) == 14 + 1
+
+
+def _generate_in_a_process(out: str, queue) -> None:
+    try:
+        roots = generate_demo_corpus(out, per_class=1, seed=0, corpora=["savee"], progress=False)
+        queue.put(sorted(p.name for p in roots["savee"].rglob("*.wav")))
+    except Exception as exc:  # reported to the test
+        queue.put(repr(exc))
+
+
+def test_two_processes_generating_at_once_both_get_the_corpus(tmp_path):
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_generate_in_a_process, args=(str(tmp_path / "c"), queue)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=300) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    assert isinstance(results[0], list) and results[0] == results[1] and len(results[0]) == 8, results
+
+
 def test_refuses_to_overwrite_a_real_corpus(tmp_path):
     real = tmp_path / "data" / "RAVDESS" / "Actor_01"
     real.mkdir(parents=True)
