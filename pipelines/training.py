@@ -29,8 +29,7 @@ from speech_emotion.config import (
     TuningConfig,
     check_families,
 )
-from speech_emotion.corpora.common import CORPORA
-from speech_emotion.corpora.fingerprint import files_fingerprint
+from speech_emotion.corpora.fingerprint import files_fingerprint, source_fingerprint
 from steps import (
     analyse_dataset,
     build_predictor,
@@ -57,11 +56,16 @@ def project_root() -> Path:
     return Path(source_utils.get_source_root())
 
 
+def hash_cache_dir() -> Path:
+    """Where the content hashes of corpus files are remembered (by path, size and mtime)."""
+    return project_root() / "data" / "cache" / "content-hashes"
+
+
 def resolve_corpora(corpora: CorporaConfig, base: Path | None = None) -> dict[str, str]:
     """Absolute corpus roots; synthesises the demo corpus first when it is configured and missing."""
     base = base or project_root()
     roots = corpora.explicit_roots(base)
-    if corpora.demo is not None and len(roots) < len(CORPORA):
+    if corpora.demo is not None:  # generated if missing; explicit roots (e.g. data/demo/TESS) take precedence
         from speech_emotion.demo_corpus import generate_demo_corpus
 
         demo_root = Path(corpora.demo.root)
@@ -99,31 +103,29 @@ def check_configuration(
         logger.warning("ablation.scaling with features.scale false: the no_scaled models equal the main ones")
 
 
-@pipeline(enable_cache=True)
-def training_pipeline(
-    corpora: CorporaConfig = CorporaConfig(demo={}),
-    ingest: IngestConfig = IngestConfig(),
-    split: SplitConfig = SplitConfig(),
-    features: FeatureConfig = FeatureConfig(),
-    families: dict[str, dict] = {"cnn2d_lstm": {}},
-    tuning: TuningConfig = TuningConfig(enabled=False),
-    search_spaces: dict[str, dict[str, list]] = {},
-    training: TrainingConfig = TrainingConfig(),
-    ensemble: EnsembleConfig = EnsembleConfig(),
-    stacking: StackingConfig = StackingConfig(enabled=False),
-    ablation: AblationConfig = AblationConfig(),
-    deploy: DeployConfig = DeployConfig(),
-    promotion: PromotionConfig = PromotionConfig(),
-) -> None:
-    """``families`` maps each family to train to its hyperparameters: fixed when tuning is off;
-    when it is on, they stay fixed and the rest of the family's search space (or the
-    ``search_spaces`` entry given for it) is searched."""
-    check_configuration(families, tuning, search_spaces, features, ablation)
-
-    roots = resolve_corpora(corpora)
-    # content of every file (hashes cached by path, size and mtime): new or edited audio misses the cache
-    fingerprint = files_fingerprint(roots, cache_dir=project_root() / "data" / "cache" / "content-hashes")
-    utterances, rejected = ingest_corpora(roots=roots, options=ingest, fingerprint=fingerprint)
+def compose_training(
+    utterances,
+    rejected,
+    roots: dict[str, str],
+    *,
+    split: SplitConfig,
+    features: FeatureConfig,
+    families: dict[str, dict],
+    tuning: TuningConfig,
+    search_spaces: dict[str, dict[str, list]],
+    training: TrainingConfig,
+    ensemble: EnsembleConfig,
+    stacking: StackingConfig,
+    ablation: AblationConfig,
+    deploy: DeployConfig,
+    promotion: PromotionConfig,
+    source: str = "",
+    model=None,
+):
+    """The step graph from the utterance table to the promotion gate, shared by the training and
+    retraining pipelines. ``model`` (a ``zenml.Model``) is given to the deployment steps when the
+    pipeline itself has none (retraining decides at run time whether a version is made at all).
+    Returns the promotion step's output."""
     train_utt, val_utt, test_utt = split_dataset(utterances, split)
     analyse_dataset(utterances, rejected, train_utt, val_utt, test_utt)
     # workers and the cache folder change how, not what: kept out of the steps' cache keys
@@ -135,10 +137,10 @@ def training_pipeline(
     scaler, train_f, val_f, test_f = scale_features(train_raw, val_raw, test_raw, scale=features.scale)
 
     def fit_and_evaluate(family: str, hparams, name: str, train, val, test):
-        model = train_model.with_options(substitutions={"model_name": name})(
+        trained = train_model.with_options(substitutions={"model_name": name})(
             train, val, family=family, hparams=hparams, training=training, name=name, id=f"train_{name}"
         )
-        return model, *evaluate_model(model, val, test, id=f"evaluate_{name}")
+        return trained, *evaluate_model(trained, val, test, id=f"evaluate_{name}")
 
     all_metrics, names, val_probs, test_probs, chosen, models = [], [], [], [], {}, []
     for family, fixed in families.items():
@@ -149,8 +151,8 @@ def training_pipeline(
             )
         else:
             chosen[family] = fixed
-        model, metrics, val_p, test_p, _ = fit_and_evaluate(family, chosen[family], family, train_f, val_f, test_f)
-        models.append(model)
+        trained, metrics, val_p, test_p, _ = fit_and_evaluate(family, chosen[family], family, train_f, val_f, test_f)
+        models.append(trained)
         all_metrics.append(metrics)
         names.append(family)
         val_probs.append(val_p)
@@ -178,8 +180,42 @@ def training_pipeline(
     comparison, _ = compare_models(metrics=all_metrics, ga_weights=ga_weights)
 
     # the run's predictor, its Model version and MLflow registration, and the promotion gate
-    predictor = build_predictor(scaler, models, comparison, deploy, ga_weights=ga_weights, stacking_model=stacked,
-                                average_voting=ensemble.average)
-    _, mlflow_version = register_model(predictor, utterances, comparison, scaler, test_raw, corpora=sorted(roots),
-                                       split=split, registered_model=promotion.registered_model)
-    promote_model(predictor, test_raw, promotion, mlflow_version)
+    build, register, promote = ((s.with_options(model=model) for s in (build_predictor, register_model, promote_model))
+                                if model is not None else (build_predictor, register_model, promote_model))
+    predictor = build(scaler, models, comparison, deploy, ga_weights=ga_weights, stacking_model=stacked,
+                      average_voting=ensemble.average)
+    _, mlflow_version = register(predictor, utterances, comparison, scaler, test_raw, corpora=sorted(roots),
+                                 split=split, registered_model=promotion.registered_model, source_fingerprint=source)
+    return promote(predictor, test_raw, promotion, mlflow_version)
+
+
+@pipeline(enable_cache=True)
+def training_pipeline(
+    corpora: CorporaConfig = CorporaConfig(demo={}),
+    ingest: IngestConfig = IngestConfig(),
+    split: SplitConfig = SplitConfig(),
+    features: FeatureConfig = FeatureConfig(),
+    families: dict[str, dict] = {"cnn2d_lstm": {}},
+    tuning: TuningConfig = TuningConfig(enabled=False),
+    search_spaces: dict[str, dict[str, list]] = {},
+    training: TrainingConfig = TrainingConfig(),
+    ensemble: EnsembleConfig = EnsembleConfig(),
+    stacking: StackingConfig = StackingConfig(enabled=False),
+    ablation: AblationConfig = AblationConfig(),
+    deploy: DeployConfig = DeployConfig(),
+    promotion: PromotionConfig = PromotionConfig(),
+) -> None:
+    """``families`` maps each family to train to its hyperparameters: fixed when tuning is off;
+    when it is on, they stay fixed and the rest of the family's search space (or the
+    ``search_spaces`` entry given for it) is searched."""
+    check_configuration(families, tuning, search_spaces, features, ablation)
+
+    roots = resolve_corpora(corpora)
+    # content of every file (hashes cached by path, size and mtime): new or edited audio misses the cache
+    fingerprint = files_fingerprint(roots, cache_dir=hash_cache_dir())
+    utterances, rejected = ingest_corpora(roots=roots, options=ingest, fingerprint=fingerprint)
+    compose_training(
+        utterances, rejected, roots, split=split, features=features, families=families, tuning=tuning,
+        search_spaces=search_spaces, training=training, ensemble=ensemble, stacking=stacking, ablation=ablation,
+        deploy=deploy, promotion=promotion, source=source_fingerprint(fingerprint, ingest.model_dump()),
+    )

@@ -21,7 +21,7 @@ from speech_emotion.tuning import TuningConfig
 
 __all__ = [
     "AblationConfig", "CorporaConfig", "DemoCorpusConfig", "DeployConfig", "EnsembleConfig", "FeatureConfig", "GAConfig",
-    "IngestConfig", "ModelConfig", "PromotionConfig", "SEED_FAMILIES", "SplitConfig", "StackingConfig", "TrainingConfig",
+    "IngestConfig", "ModelConfig", "PromotionConfig", "RetrainConfig", "SEED_FAMILIES", "SplitConfig", "StackingConfig", "TrainingConfig",
     "TuningConfig", "check_families",
 ]
 
@@ -175,3 +175,14 @@ class PromotionConfig(_Config):
     margin: float = Field(0.0, ge=0, le=1)
     #: MLflow registered model name (the ZenML Model's name comes from the run config's ``model:``)
     registered_model: str = "speech_emotion"
+
+
+class RetrainConfig(_Config):
+    """Scheduled retraining: train only when the data changed since the production version
+    (or when ``force``); keep the newest ``keep_versions`` versions, archive older ones that are
+    not in production."""
+
+    force: bool = False
+    keep_versions: int = Field(5, ge=1)
+    #: the ZenML Model whose production version the data is compared with, and which a run versions
+    model: str = "speech_emotion"

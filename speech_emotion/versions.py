@@ -191,3 +191,16 @@ def log_and_register(predictor: Predictor, registered_model: str, example_audio:
     from speech_emotion.pyfunc import log_predictor
 
     return log_predictor(predictor, example_audio=example_audio, registered_model_name=registered_model)
+
+
+def archive_old_versions(model_name: str = MODEL_NAME, keep: int = 5) -> list[str]:
+    """Archive every version beyond the newest ``keep`` that is neither in production nor archived already."""
+    from zenml.enums import ModelStages
+
+    archived = []
+    for mv in all_versions(model_name)[keep:]:
+        stage = str(getattr(mv.stage, "value", mv.stage) or "")
+        if stage not in (ModelStages.PRODUCTION.value, ModelStages.ARCHIVED.value):
+            mv.set_stage(ModelStages.ARCHIVED, force=True)
+            archived.append(mv.name)
+    return archived

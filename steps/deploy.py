@@ -114,8 +114,12 @@ def register_model(
     corpora: list[str],
     split: SplitConfig,
     registered_model: str,
+    source_fingerprint: str = "",
 ) -> tuple[Annotated[str, "data_fingerprint"], Annotated[int, "mlflow_model_version"]]:
-    """Log and register the predictor in MLflow, and describe the ZenML Model version."""
+    """Log and register the predictor in MLflow, and describe the ZenML Model version.
+
+    ``source_fingerprint`` (the corpus files and the ingestion options) lets a retraining run
+    tell that nothing changed without ingesting again."""
     fingerprint = data_fingerprint(utterances)
     _tracking.set_experiment_kind()
     _tracking.log_dataset(utterances, name="+".join(sorted(set(utterances["corpus"]))), digest=fingerprint)
@@ -131,6 +135,7 @@ def register_model(
         "deployed_kind": predictor.kind,
         "reason": predictor.info.get("reason", ""),
         "data_fingerprint": fingerprint,
+        "source_fingerprint": source_fingerprint,
         "corpora": sorted(corpora),
         "split_strategy": split.strategy,
         "n_utterances": len(utterances),
@@ -180,7 +185,8 @@ def promote_model(
                       production_version=None if production is None else production.name)
     logger.info("promotion: %s (%s)", "promote" if decision.promote else "keep production", decision.reason)
     if decision.promote and promotion.enabled:
-        versions.promote(current, mlflow_version=mlflow_model_version or None)
+        versions.promote(current, mlflow_version=mlflow_model_version or None,
+                         registered_model=promotion.registered_model)
     elif decision.promote:
         decision = type(decision)(**{**decision.__dict__, "promote": False,
                                      "reason": decision.reason + "; promotion.enabled is false"})

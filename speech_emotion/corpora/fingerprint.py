@@ -27,7 +27,7 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ContentHashCache", "data_fingerprint", "file_sha1", "files_fingerprint"]
+__all__ = ["ContentHashCache", "data_fingerprint", "file_sha1", "files_fingerprint", "source_fingerprint"]
 
 
 def _digest(records: Iterable[tuple[str, str, str]]) -> str:
@@ -119,3 +119,12 @@ def files_fingerprint(roots: Mapping[str, str | os.PathLike], cache_dir: str | o
             records.append((corpus, relpath, sha or "unreadable"))
         cache.save()
     return _digest(records)
+
+
+def source_fingerprint(files: str, ingest_options: dict) -> str:
+    """The files' fingerprint together with the ingestion options that decide which of them are used:
+    equal values mean an ingestion would give the same utterances (the retraining's cheap check)."""
+    import json
+
+    blob = json.dumps({"files": files, "ingest": ingest_options}, sort_keys=True, default=str)
+    return hashlib.md5(blob.encode()).hexdigest()
