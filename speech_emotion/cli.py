@@ -6,6 +6,9 @@
     ser mlflow-ui                   open the MLflow UI on this project's runs
     ser predict PATH...             label audio files and folders with the production model
     ser model list|promote|rollback the trained model versions and which one is in production
+    ser retrain [--config FILE]     the retraining pipeline, under a lock (what a schedule runs)
+    ser schedule install|list|remove   a weekly (or any cron) retrain in the user's crontab
+    ser serve                       the production model over HTTP, with a page to try it
 
 Inside the project every command uses the project's ZenML store (``.zenml-home``)
 unless ``ZENML_CONFIG_PATH`` says otherwise.
@@ -236,6 +239,84 @@ def _cmd_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _root_or_exit(command: str) -> Path:
+    root = project_root()
+    if root is None:
+        raise SystemExit(f"ser {command}: run it inside the project folder (no pyproject.toml of speech-emotion "
+                         f"above {Path.cwd()})")
+    return root
+
+
+def _cmd_retrain(args: argparse.Namespace) -> int:
+    from speech_emotion import schedule
+
+    root = _root_or_exit("retrain")
+    config = Path(args.config)
+    if not (config if config.is_absolute() else root / config).is_file():
+        print(f"ser retrain: config {args.config} not found", file=sys.stderr)
+        return 2
+    zenml = str(Path(sys.executable).with_name("zenml"))
+    command = [zenml, "pipeline", "run", "pipelines.retraining.retraining_pipeline", "-c", str(args.config)]
+    lock = Path(args.lock) if args.lock else schedule.state_dir(root) / "retrain.lock"
+    from datetime import datetime
+
+    print(f"{datetime.now().isoformat(timespec='seconds')} ser retrain: {' '.join(command)}", flush=True)
+    try:
+        return schedule.run_locked(command, lock)
+    except schedule.ScheduleError as exc:
+        print(f"ser retrain: {exc}", file=sys.stderr)
+        return 3
+
+
+def _cmd_schedule(args: argparse.Namespace) -> int:
+    from speech_emotion import schedule
+
+    root = _root_or_exit("schedule")
+    try:
+        if args.action == "install":
+            line = schedule.cron_line(args.cron, root, args.config)
+            if args.print:
+                print(line)
+                return 0
+            schedule.state_dir(root).mkdir(parents=True, exist_ok=True)
+            schedule.install(line, root, args.crontab_file)
+            print(f"installed (replacing any earlier one for this project):\n{line}\n"
+                  f"log: {schedule.state_dir(root) / 'retrain.log'}")
+        elif args.action == "list":
+            lines = schedule.installed(root, args.crontab_file)
+            print("\n".join(lines) if lines else f"no retraining scheduled for {root}")
+        else:
+            n = schedule.remove(root, args.crontab_file)
+            print(f"removed {n} line(s)" if n else f"no retraining was scheduled for {root}")
+    except schedule.ScheduleError as exc:
+        print(f"ser schedule {args.action}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import secrets
+
+    from speech_emotion.service import ModelSource, serve
+    from speech_emotion.versions import ModelNotFound
+
+    auth_key = args.auth_key or os.environ.get("SER_AUTH_KEY")
+    if args.generate_auth_key:
+        auth_key = secrets.token_urlsafe(24)
+        print(f"auth key (send 'Authorization: Bearer <key>'): {auth_key}", file=sys.stderr)
+    folder = args.model if args.model and args.model != "production" else None
+    source = ModelSource(folder=folder, reload_interval_s=args.reload_interval)
+    try:
+        source.current()
+    except (ModelNotFound, FileNotFoundError) as exc:
+        print(f"ser serve: no model to serve: {exc}.\n{NO_MODEL_HELP}", file=sys.stderr)
+        return 2
+    print(f"serving {source.version} on http://{args.host}:{args.port}/ (page), POST /predict; Ctrl-C stops",
+          file=sys.stderr)
+    serve(source, host=args.host, port=args.port, auth_key=auth_key)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ser",
@@ -316,6 +397,46 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument("version", metavar="VERSION", help="version name or number")
     actions.add_parser("rollback", help="return production to the version the current one replaced")
     p.set_defaults(func=_cmd_model)
+
+    p = sub.add_parser("retrain", help="run the retraining pipeline under a lock (what a schedule runs)",
+                       description="Runs `zenml pipeline run pipelines.retraining.retraining_pipeline -c CONFIG` "
+                       "holding an inter-process lock: a second run while one is in progress is refused at once "
+                       "(exit status 3). The pipeline trains only when the data changed since production.")
+    p.add_argument("--config", default="configs/retrain.yaml", help="run config (default: configs/retrain.yaml)")
+    p.add_argument("--lock", default=None, help="lock file (default: data/schedule/retrain.lock)")
+    p.set_defaults(func=_cmd_retrain)
+
+    p = sub.add_parser("schedule", help="schedule retraining in the user's crontab (local stack)",
+                       description="The local orchestrator has no schedules: these commands manage one crontab "
+                       "line that runs `ser retrain` in this project. On Kubernetes, Kubeflow, Airflow or Vertex "
+                       "use the orchestrator's own schedule (configs/retrain_schedule.yaml).")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    install = actions.add_parser("install", help="add (or replace) this project's retraining line")
+    install.add_argument("--cron", default="0 3 * * 1", help="cron expression (default: '0 3 * * 1', Mondays 03:00)")
+    install.add_argument("--config", default="configs/retrain.yaml", help="run config of the retraining pipeline")
+    install.add_argument("--print", action="store_true", help="print the line, install nothing")
+    for action in (install, actions.add_parser("list", help="this project's line"),
+                   actions.add_parser("remove", help="remove this project's line")):
+        action.add_argument("--crontab-file", default=None, metavar="FILE",
+                            help="a file instead of the user's crontab (also: SER_CRONTAB_FILE)")
+    p.set_defaults(func=_cmd_schedule)
+
+    p = sub.add_parser("serve", help="serve the production model over HTTP, with a page to try it",
+                       description="A FastAPI service around the predictor: GET / is a page to drop an audio file "
+                       "on; POST /predict takes the file's bytes (or JSON {\"audio\": base64} / {\"path\": ...}). "
+                       "No copy of the audio is kept anywhere. A newly promoted production version is picked up "
+                       "within --reload-interval seconds, or at once on POST /reload.",
+                       epilog="curl -s --data-binary @clip.wav http://127.0.0.1:8000/predict")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--model", default="production", metavar="SPEC",
+                   help="production (default, follows promotions) or a predictor folder")
+    key = p.add_mutually_exclusive_group()
+    key.add_argument("--auth-key", default=None, help="require 'Authorization: Bearer KEY' (also: SER_AUTH_KEY)")
+    key.add_argument("--generate-auth-key", action="store_true", help="make a random key and print it")
+    p.add_argument("--reload-interval", type=float, default=60.0, metavar="S",
+                   help="check for a new production version at most every S seconds (default: 60)")
+    p.set_defaults(func=_cmd_serve)
     return parser
 
 
