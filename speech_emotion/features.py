@@ -219,12 +219,7 @@ def extract_features(
     from tqdm.auto import tqdm
 
     n = len(paths)
-    out = {
-        "mfcc": np.zeros((n, params.n_mfcc), np.float32),
-        "chroma": np.zeros((n, params.n_chroma), np.float32),
-        "mel": np.zeros((n, params.n_mels), np.float32),
-        "logmel": np.zeros((n, params.n_mels, params.n_frames), np.float32),
-    }
+    out = _empty_arrays(n, params)
     cache = FeatureCache(cache_dir, params) if cache_dir is not None else None
     todo: list[int] = []
     for i in range(n):
@@ -258,6 +253,15 @@ def extract_features(
     )
 
 
+def _empty_arrays(n: int, params: FeatureParams) -> dict[str, np.ndarray]:
+    return {
+        "mfcc": np.zeros((n, params.n_mfcc), np.float32),
+        "chroma": np.zeros((n, params.n_chroma), np.float32),
+        "mel": np.zeros((n, params.n_mels), np.float32),
+        "logmel": np.zeros((n, params.n_mels, params.n_frames), np.float32),
+    }
+
+
 def _store(out: dict[str, np.ndarray], i: int, feats: ClipFeatures) -> None:
     for name in out:
         out[name][i] = getattr(feats, name)
@@ -266,12 +270,7 @@ def _store(out: dict[str, np.ndarray], i: int, feats: ClipFeatures) -> None:
 def feature_set_from_clips(clips: Sequence[ClipFeatures], params: FeatureParams, ids: Sequence[str] | None = None) -> FeatureSet:
     """Unlabelled features of clips computed one by one (prediction), in the layout of training."""
     n = len(clips)
-    out = {
-        "mfcc": np.zeros((n, params.n_mfcc), np.float32),
-        "chroma": np.zeros((n, params.n_chroma), np.float32),
-        "mel": np.zeros((n, params.n_mels), np.float32),
-        "logmel": np.zeros((n, params.n_mels, params.n_frames), np.float32),
-    }
+    out = _empty_arrays(n, params)
     for i, feats in enumerate(clips):
         _store(out, i, feats)
     return FeatureSet(

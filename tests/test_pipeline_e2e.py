@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
+from tests.servers import free_port, running
 
 pytestmark = pytest.mark.slow
 
@@ -47,6 +48,10 @@ def _run_pipeline(tmp_path, stack_id: str, overrides: dict, name: str, replace: 
 
 
 def _mlflow_run(run_name: str):
+    return _mlflow_run_in("training_pipeline", run_name)
+
+
+def _mlflow_run_in(experiment: str, run_name: str):
     import mlflow
     from zenml.client import Client
 
@@ -56,7 +61,7 @@ def _mlflow_run(run_name: str):
     uri = StackComponent.from_model(tracker).get_tracking_uri()
     client = mlflow.MlflowClient(tracking_uri=uri)
     runs = client.search_runs(
-        [client.get_experiment_by_name("training_pipeline").experiment_id],
+        [client.get_experiment_by_name(experiment).experiment_id],
         filter_string=f'tags.mlflow.runName = "{run_name}"',
     )
     assert len(runs) == 1, f"expected one MLflow run named {run_name}, found {len(runs)}"
@@ -313,37 +318,19 @@ def test_batch_inference_pipeline_labels_a_folder_with_a_bad_file(e2e_tmp, stack
 def test_mlflow_models_serve_answers_with_the_champion(e2e_tmp, stack_id):
     """The real `mlflow models serve` on a free loopback port, posted a demo clip as base64."""
     import base64
-    import socket
-    import time
     import urllib.request
 
     from speech_emotion.corpora.common import EMOTIONS
 
     uri = _ser(stack_id, "mlflow-ui", "--print-uri").stdout.strip()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     mlflow_bin = os.path.join(os.path.dirname(sys.executable), "mlflow")
-    server = subprocess.Popen(
-        [mlflow_bin, "models", "serve", "-m", "models:/speech_emotion@champion", "--env-manager", "local",
-         "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
-        # the venv's bin on PATH, as after `source .venv/bin/activate`: MLflow execs `uvicorn` by name
-        cwd=ROOT, env={**os.environ, "MLFLOW_TRACKING_URI": uri,
-                       "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    try:
-        deadline = time.time() + 300
-        while True:
-            assert server.poll() is None, server.stdout.read().decode()[-5000:]
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.time() < deadline, "mlflow models serve did not answer /ping"
-            time.sleep(1)
+    # the venv's bin on PATH, as after `source .venv/bin/activate`: MLflow execs `uvicorn` by name
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri,
+           "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
+    cmd = [mlflow_bin, "models", "serve", "-m", "models:/speech_emotion@champion", "--env-manager", "local",
+           "-h", "127.0.0.1", "-p", str(port), "-w", "1"]
+    with running(cmd, f"http://127.0.0.1:{port}/ping", env=env, cwd=ROOT):
         clip = _demo_clips(e2e_tmp)[0]
         body = json.dumps({"dataframe_split": {"columns": ["audio"],
                                                "data": [[base64.b64encode(open(clip, "rb").read()).decode()]]}})
@@ -354,21 +341,123 @@ def test_mlflow_models_serve_answers_with_the_champion(e2e_tmp, stack_id):
         row = answer["predictions"][0]
         assert row["emotion"] in EMOTIONS and row["error"] is None
         assert sum(row[c] for c in EMOTIONS) == pytest.approx(1.0, abs=1e-4)
-    finally:
-        _stop(server)
 
 
-def _stop(server: subprocess.Popen) -> None:
-    """SIGTERM to the server's process group (it forks uvicorn), SIGKILL if it lingers."""
-    import signal
+def test_ser_serve_follows_promotions(e2e_tmp, stack_id):
+    """The live service answers with the production version, and after a promotion with the new one."""
+    import urllib.request
 
-    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+    from zenml.client import Client
+    from zenml.enums import ModelStages
+
+    client = Client()
+    production = client.get_model_version("speech_emotion", ModelStages.PRODUCTION)
+    other = next(v for v in client.list_model_versions(model_name_or_id="speech_emotion", size=100, hydrate=True).items
+                 if v.id != production.id and (v.run_metadata or {}).get("mlflow_model_version"))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    ser = os.path.join(os.path.dirname(sys.executable), "ser")
+    clip = open(_demo_clips(e2e_tmp)[0], "rb").read()
+
+    def predict() -> dict:
+        request = urllib.request.Request(f"{url}/predict", data=clip, headers={"Content-Type": "audio/wav"})
+        with urllib.request.urlopen(request, timeout=60) as r:
+            return json.loads(r.read())
+
+    env = {**os.environ, "ZENML_ACTIVE_STACK_ID": stack_id}
+    with running([ser, "serve", "--port", str(port)], f"{url}/health", env=env, cwd=ROOT):
+        assert predict()["model_version"] == production.name
         try:
-            os.killpg(server.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            server.wait(timeout=wait)
-            break
-        except subprocess.TimeoutExpired:
-            continue
+            assert _ser(stack_id, "model", "promote", other.name).returncode == 0
+            urllib.request.urlopen(urllib.request.Request(f"{url}/reload", method="POST"), timeout=60).close()
+            answer = predict()
+            assert answer["model_version"] == other.name and answer["error"] is None
+        finally:
+            assert _ser(stack_id, "model", "rollback").returncode == 0
+
+
+def test_retraining_skips_unchanged_data_and_trains_on_new_files(e2e_tmp, stack_id, tmp_path):
+    """A first retrain trains (no production yet); a second with the same files ends early with no new
+    Model version; a third, after a file was added, trains again and says what changed."""
+    import numpy as np
+    import soundfile as sf
+    from zenml.client import Client
+
+    from speech_emotion.demo_corpus import generate_demo_corpus
+
+    corpus = tmp_path / "corpus"
+    generate_demo_corpus(corpus, per_class=2, seed=0, progress=False)
+    model = "ser_retrain_test"  # its own Model: independent of the other tests' versions
+    config = yaml.safe_load((ROOT / "configs" / "test.yaml").read_text())
+    config.pop("model")
+    params = config["parameters"]
+    params["corpora"] = {c: str(corpus / d) for c, d in
+                         (("tess", "TESS"), ("savee", "SAVEE"), ("ravdess", "RAVDESS"), ("crema", "CREMA-D"))}
+    params["features"]["cache_dir"] = str(tmp_path / "cache")
+    params.update(families={"cnn2d_lstm": {"conv_blocks": 1, "filters_first": 4, "lstm_units": 8}}, search_spaces={},
+                  retrain={"force": False, "keep_versions": 5, "model": model})
+    params["tuning"]["enabled"] = False
+    params["stacking"]["enabled"] = False
+    params["ablation"]["scaling"] = False
+    params["promotion"]["registered_model"] = model
+    zenml = os.path.join(os.path.dirname(sys.executable), "zenml")
+
+    def retrain(name: str):
+        config["run_name"] = name
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        proc = subprocess.run([zenml, "pipeline", "run", "pipelines.retraining.retraining_pipeline", "-c", str(path)],
+                              cwd=ROOT, env={**os.environ, "ZENML_ACTIVE_STACK_ID": stack_id},
+                              capture_output=True, text=True, timeout=1200)
+        assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
+        run = Client().get_pipeline_run(name)
+        return run, run.steps["check_for_new_data"].outputs["retrain_decision"][0].load()
+
+    def n_versions() -> int:
+        return len(Client().list_model_versions(model_name_or_id=model, size=100).items)
+
+    run, decision = retrain("e2e_retrain_first")
+    assert decision["train"] and decision["reason"] == "no production version yet"
+    assert "promote_model" in run.steps and n_versions() == 1
+
+    # the unchanged run goes through the crontab line's command, as cron would run it
+    from speech_emotion.schedule import STATE_ENV, command_of
+
+    config["run_name"] = "e2e_retrain_unchanged"
+    path = tmp_path / "e2e_retrain_unchanged.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    env = {**os.environ, "ZENML_ACTIVE_STACK_ID": stack_id, STATE_ENV: str(tmp_path / "schedule")}
+    ser = os.path.join(os.path.dirname(sys.executable), "ser")
+    line = subprocess.run([ser, "schedule", "install", "--print", "--config", str(path)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, check=True).stdout.strip()
+    cron = subprocess.run(["bash", "-c", command_of(line)], env=env, capture_output=True, text=True, timeout=1200)
+    log = (tmp_path / "schedule" / "retrain.log").read_text()
+    assert cron.returncode == 0, log[-5000:]
+    assert "no new data" in log
+    run = Client().get_pipeline_run("e2e_retrain_unchanged")
+    decision = run.steps["check_for_new_data"].outputs["retrain_decision"][0].load()
+    assert not decision["train"] and decision["reason"].startswith("no new data")
+    assert set(run.steps) == {"check_for_new_data"} and n_versions() == 1
+    _, mlrun = _mlflow_run_in("retraining_pipeline", "e2e_retrain_unchanged")
+    assert mlrun.data.tags["retrain"] == "no new data"
+
+    clip = next((corpus / "TESS").rglob("OAF_*_angry.wav"))
+    y, sr = sf.read(clip)
+    sf.write(clip.parent / "OAF_newword_angry.wav", (0.8 * y).astype(np.float32), sr, subtype="PCM_16")
+    run, decision = retrain("e2e_retrain_changed")
+    assert decision["train"] and "changed" in decision["reason"]
+    changes = run.steps["check_for_new_data"].outputs["data_changes"][0].load()
+    assert changes.to_dict("records") == [{"corpus": "tess", "emotion": "angry", "added": 1, "removed": 0, "changed": 0}]
+    assert n_versions() == 2
+    version = Client().get_pipeline_run("e2e_retrain_changed").steps["register_model"].model_version
+    assert version.run_metadata["data_fingerprint"] == decision["fingerprint"]
+
+    # a schedule is the orchestrator's job: the local one refuses it before anything runs
+    config["schedule"] = {"cron_expression": "0 3 * * 1"}
+    config["run_name"] = "e2e_retrain_scheduled"
+    path = tmp_path / "scheduled.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    proc = subprocess.run([zenml, "pipeline", "run", "pipelines.retraining.retraining_pipeline", "-c", str(path)],
+                          cwd=ROOT, env={**os.environ, "ZENML_ACTIVE_STACK_ID": stack_id},
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0 and "does not support scheduling" in proc.stdout + proc.stderr

@@ -11,12 +11,10 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from speech_emotion.config import ModelConfig, TrainingConfig
-from speech_emotion.corpora import ingest_corpora
-from speech_emotion.corpora.common import EMOTION_TO_INDEX, EMOTIONS
-from speech_emotion.features import FeatureParams, FeatureScaler, extract_features
+from speech_emotion.corpora.common import EMOTIONS
+from speech_emotion.features import FeatureParams, FeatureScaler
 from speech_emotion.predictor import UNCERTAIN, Predictor, choose_model, find_audio_files
-from speech_emotion.training import train_model
+from tests.synthetic import demo_features, tiny_trained
 
 #: 5 s (longer than every demo clip) keeps the networks small; the code path is the 8 s one
 PARAMS = FeatureParams(duration_s=5.0)
@@ -27,18 +25,13 @@ TINY_2D = {"kernel_size": 3, "conv_blocks": 1, "filters_first": 4, "filters_next
 @pytest.fixture(scope="module")
 def trained(demo_corpus):
     """Two tiny families trained one epoch on real features of the demo corpus, and what they saw."""
-    utterances = ingest_corpora({"tess": demo_corpus["tess"], "savee": demo_corpus["savee"]}, progress=False).utterances
-    raw = extract_features(utterances["path"].tolist(), utterances["emotion"].map(EMOTION_TO_INDEX).tolist(),
-                           utterances["corpus"].tolist(), params=PARAMS, progress=False)
+    utterances, raw = demo_features(demo_corpus, PARAMS)
     scaler = FeatureScaler.fit(raw)
     scaled = scaler.transform(raw)
-    training = TrainingConfig(epochs=1, batch_size=8, early_stopping_patience=0)
-    m1 = train_model(scaled, scaled, ModelConfig(family="cnn1d_lstm", hparams=TINY_1D), training, progress=False)
-    m2 = train_model(scaled, scaled, ModelConfig(family="cnn2d_lstm", hparams=TINY_2D), training, progress=False)
+    m1 = tiny_trained(scaled, "cnn1d_lstm", TINY_1D)
+    m2 = tiny_trained(scaled, "cnn2d_lstm", TINY_2D)
     # fitted to its training clips: the promotion tests need a predictor clearly better than the others
-    fitted = train_model(scaled, scaled, ModelConfig(family="cnn1d_lstm", hparams={**TINY_1D, "learning_rate": 0.01,
-                                                                                   "lstm_units": 16}),
-                         TrainingConfig(epochs=60, batch_size=8, early_stopping_patience=60), progress=False)
+    fitted = tiny_trained(scaled, "cnn1d_lstm", {**TINY_1D, "learning_rate": 0.01, "lstm_units": 16}, epochs=60)
     return {"utterances": utterances, "raw": raw, "scaled": scaled, "scaler": scaler, "models": [m1, m2],
             "fitted": fitted}
 

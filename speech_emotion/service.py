@@ -1,0 +1,199 @@
+"""A live HTTP service around the production predictor, with a page to try it.
+
+    ser serve                      # http://127.0.0.1:8000: the page; POST /predict for programs
+
+Why not a ZenML pipeline deployment: every ``zenml pipeline deploy`` invocation creates a pipeline
+snapshot and a run that record the invocation's parameters in the ZenML store
+(``deployment_snapshot_request_from_source_snapshot(..., deployment_parameters=...)`` in
+``zenml/deployers/server/service.py``), and ``skip_artifact_materialization`` covers artifacts
+only. Voice is personal data, so this service is a small FastAPI app that keeps no copy of the
+audio: nothing is written to the ZenML store, the artifact store, MLflow or the logs (which carry
+sizes and results only).
+
+- ``POST /predict``: the audio file's bytes as the body (any Content-Type but JSON), or JSON
+  ``{"audio": "<base64>"}`` or ``{"path": "..."}``. A path is refused unless it lies under
+  ``SER_ALLOWED_AUDIO_ROOT``; a body over ``SER_MAX_AUDIO_MB`` (default 20) is refused before it
+  is read further. The answer names the model version it used.
+- The production version is loaded once; the service checks for a newly promoted one at most every
+  ``reload_interval_s`` (60) seconds, or at once on ``POST /reload``.
+- Binds to 127.0.0.1 unless told otherwise; ``--auth-key`` (or ``SER_AUTH_KEY``) requires
+  ``Authorization: Bearer <key>`` on every call but the page itself and ``/health``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from speech_emotion.predictor import Predictor
+from speech_emotion.pyfunc import MAX_MB_ENV, allowed_root, max_audio_bytes, path_refusal
+
+logger = logging.getLogger(__name__)
+
+PAGE = Path(__file__).with_name("service_page.html")
+
+
+@dataclass
+class ModelSource:
+    """Where the predictor comes from: a folder (fixed), or the production version of a ZenML Model."""
+
+    folder: str | None = None
+    model_name: str = "speech_emotion"
+    reload_interval_s: float = 60.0
+    predictor: Predictor | None = None
+    version: str = ""
+    version_id: str = ""
+    checked_at: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def load(self) -> None:
+        if self.folder:
+            self.predictor, self.version = Predictor.load(self.folder), f"folder {self.folder}"
+            return
+        from speech_emotion import versions
+
+        mv = versions.production_version(self.model_name)
+        if mv is None:
+            raise versions.ModelNotFound(f"model {self.model_name!r} has no production version")
+        self.predictor, self.version, self.version_id = versions.load_predictor(mv), mv.name, str(mv.id)
+        logger.info("serving %s version %s: %s", self.model_name, mv.name, self.predictor.describe())
+
+    def current(self, force: bool = False) -> Predictor:
+        """The predictor, reloaded when production moved (checked at most every ``reload_interval_s``)."""
+        with self.lock:
+            now = time.monotonic()
+            if self.predictor is None:
+                self.load()
+                self.checked_at = now
+            elif not self.folder and (force or now - self.checked_at >= self.reload_interval_s):
+                self.checked_at = now
+                from speech_emotion import versions
+
+                mv = versions.production_version(self.model_name)
+                if mv is not None and str(mv.id) != self.version_id:
+                    self.load()
+            return self.predictor
+
+
+class Refused(Exception):
+    def __init__(self, status: int, error: str, detail: str):
+        super().__init__(detail)
+        self.status, self.error, self.detail = status, error, detail
+
+
+def _answer(row: dict, predictor: Predictor, version: str) -> dict:
+    probabilities = {c: row[c] for c in predictor.classes}
+    return {"emotion": row["emotion"], "probabilities": None if row["error"] else probabilities,
+            "duration_s": row["duration_s"], "windows": int(row["windows"]), "model": predictor.name,
+            "model_version": version, "error": row["error"], "error_detail": row["error_detail"]}
+
+
+def create_app(source: ModelSource, auth_key: str | None = None):
+    """The FastAPI app; ``source`` says which predictor it serves."""
+    app = FastAPI(title="Speech emotion recognition", description="Seven emotions from a speech clip.",
+                  docs_url="/docs", redoc_url=None)
+    root, limit = allowed_root(), max_audio_bytes()
+
+    def check_auth(request: Request) -> None:
+        if auth_key is None:
+            return
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {auth_key}".encode()):
+            raise Refused(401, "unauthorized", "this service needs 'Authorization: Bearer <key>'")
+
+    async def read_body(request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise Refused(413, "too_large", f"{int(declared) / 2**20:.1f} MB is over the limit of "
+                          f"{limit / 2**20:g} MB ({MAX_MB_ENV})")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise Refused(413, "too_large", f"the upload is over the limit of {limit / 2**20:g} MB ({MAX_MB_ENV})")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    @app.exception_handler(Refused)
+    async def refused(_request, exc: Refused):
+        return JSONResponse({"error": exc.error, "error_detail": exc.detail}, status_code=exc.status)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page():
+        return PAGE.read_text()
+
+    @app.get("/health")
+    def health():
+        return {"status": "ok"}
+
+    @app.get("/info")
+    def info(request: Request):
+        check_auth(request)
+        predictor = source.current()
+        return {"model": predictor.name, "model_version": source.version, "classes": list(predictor.classes),
+                "window_s": predictor.feature_params.duration_s, "max_audio_mb": limit / 2**20,
+                "paths_allowed": root is not None, "description": predictor.describe()}
+
+    @app.post("/reload")
+    def reload(request: Request):
+        check_auth(request)
+        source.current(force=True)
+        return {"model_version": source.version}
+
+    @app.post("/predict")
+    async def predict(request: Request):
+        check_auth(request)
+        body = await read_body(request)
+        try:
+            predictor = source.current()
+        except LookupError as exc:
+            raise Refused(503, "no_model", f"{exc}; train and promote one first") from None
+        if request.headers.get("content-type", "").startswith("application/json"):
+            try:
+                payload = json.loads(body)
+            except ValueError:
+                raise Refused(400, "bad_request", "the body is not valid JSON") from None
+            if not isinstance(payload, dict) or not ({"audio", "path"} & set(payload)):
+                raise Refused(400, "bad_request", 'send {"audio": "<base64>"} or {"path": "..."}, or the raw file')
+            if payload.get("audio") is not None:
+                try:
+                    body = base64.b64decode(str(payload["audio"]), validate=True)
+                except (binascii.Error, ValueError):
+                    raise Refused(400, "bad_request", "'audio' is not valid base64") from None
+                if len(body) > limit:
+                    raise Refused(413, "too_large", f"the audio is over the limit of {limit / 2**20:g} MB ({MAX_MB_ENV})")
+            else:
+                path = str(payload["path"])
+                reason = path_refusal(path, root)
+                if reason:
+                    raise Refused(403, "path_refused", reason)
+                row = predictor.predict_paths([path]).iloc[0].to_dict()
+                return _respond(row, predictor, source.version)
+        if not body:
+            raise Refused(400, "empty_audio", "the request has no audio (an empty body)")
+        row = predictor.predict_bytes([body]).iloc[0].to_dict()
+        logger.info("predicted %d bytes: %s", len(body), row["emotion"] or row["error"])
+        return _respond(row, predictor, source.version)
+
+    def _respond(row: dict, predictor: Predictor, version: str):
+        answer = _answer(row, predictor, version)
+        return JSONResponse(answer, status_code=422 if row["error"] else 200)
+
+    return app
+
+
+def serve(source: ModelSource, host: str = "127.0.0.1", port: int = 8000, auth_key: str | None = None) -> None:
+    import uvicorn
+
+    source.current()  # load before answering: a missing model fails here, with its message
+    uvicorn.run(create_app(source, auth_key), host=host, port=port, log_level="info")

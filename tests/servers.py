@@ -1,0 +1,57 @@
+"""Starting real servers in tests: a free loopback port, wait until it answers, always stop it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM to the server's process group (servers fork workers), SIGKILL if it lingers."""
+    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@contextlib.contextmanager
+def running(cmd: list[str], ready_url: str, env: dict | None = None, cwd=None, timeout: float = 300) -> Iterator[None]:
+    """Run ``cmd`` until the block ends; enter the block once ``ready_url`` answers."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"{cmd[0]} exited with {proc.returncode}:\n"
+                                     + proc.stdout.read().decode(errors="replace")[-5000:])
+            try:
+                with urllib.request.urlopen(ready_url, timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.time() > deadline:
+                raise AssertionError(f"{' '.join(cmd)} did not answer {ready_url} in {timeout:.0f} s")
+            time.sleep(0.5)
+        yield
+    finally:
+        stop(proc)
