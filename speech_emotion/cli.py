@@ -31,7 +31,8 @@ def _cmd_demo_corpus(args: argparse.Namespace) -> int:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
-    from speech_emotion.corpora import IngestOptions, ingest_corpora
+    from speech_emotion.corpora.common import IngestOptions
+    from speech_emotion.corpora.ingest import ingest_corpora
 
     roots = {c: getattr(args, c) for c in CORPORA if getattr(args, c)}
     if not roots:

@@ -9,7 +9,8 @@ import pandas as pd
 from zenml import log_metadata, step
 
 from speech_emotion.config import IngestConfig
-from speech_emotion.corpora import IngestOptions, ingest_corpora as ingest
+from speech_emotion.corpora.common import IngestOptions
+from speech_emotion.corpora.ingest import ingest_corpora as ingest
 from steps import _tracking
 
 logger = logging.getLogger(__name__)

@@ -16,19 +16,18 @@ from speech_emotion.corpora import (
     CORPORA,
     EMOTIONS,
     IngestOptions,
-    IngestResult,
     NameParseError,
     ParsedName,
     Rejection,
     RejectReason,
     Utterance,
     crema,
-    ingest_corpora,
     list_files,
     ravdess,
     savee,
     tess,
 )
+from speech_emotion.corpora.ingest import IngestResult, ingest_corpora
 
 LFS_POINTER = (
     b"version https://git-lfs.github.com/spec/v1\n"

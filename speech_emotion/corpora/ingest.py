@@ -31,10 +31,9 @@ Each file is read from disk once: the bytes are hashed and decoded from memory.
 Each rejection is logged as one warning on the ``speech_emotion.corpora``
 logger and the run goes on.
 
-This module also holds the small records the corpus parsers share
-(:class:`ParsedName`, :class:`NameParseError`); the parsers are imported
-lazily by :func:`ingest_corpora`, so importing a parser never imports pandas
-machinery it does not need and there is no import cycle.
+The records the parsers share (:class:`ParsedName`, :class:`NameParseError`,
+:class:`IngestOptions`, :func:`list_files`) live in :mod:`.common`, which the
+parsers import; this module imports the parsers.
 """
 
 from __future__ import annotations
@@ -45,106 +44,28 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import pandas as pd
 from tqdm.auto import tqdm
 
 from speech_emotion.audio import AudioError, check_signal, decode_audio_bytes, is_git_lfs_pointer
+from speech_emotion.corpora import crema, ravdess, savee, tess
 from speech_emotion.corpora.common import (
     AUDIO_EXTENSIONS,
     CORPORA,
     EMOTIONS,
+    IngestOptions,
+    NameParseError,
+    ParsedName,
     Rejection,
     RejectReason,
     Utterance,
+    list_files,
 )
 
-__all__ = [
-    "IngestOptions",
-    "IngestResult",
-    "NameParseError",
-    "ParsedName",
-    "ingest_corpora",
-    "list_files",
-]
+__all__ = ["IngestResult", "ingest_corpora"]
 
 logger = logging.getLogger("speech_emotion.corpora")
-
-
-# --------------------------------------------------------------------------- #
-# Records shared by the parsers
-# --------------------------------------------------------------------------- #
-
-
-@dataclass(frozen=True)
-class ParsedName:
-    """What a file's name (and, for SAVEE's original layout, folder) says.
-
-    ``emotion`` is one of :data:`EMOTIONS`, or ``None`` when the label policy
-    (:class:`IngestOptions`) excludes the file; ``excluded`` then says why
-    (e.g. ``"song, excluded by option ravdess_song=False"``).
-    """
-
-    corpus: str
-    speaker: str  # prefixed by the corpus, e.g. "crema_1001"
-    gender: str  # "female" | "male"
-    emotion: str | None
-    source_label: str  # as the corpus spells it: "ps", "ANG", "05", "sa"
-    sentence: str  # sentence / word id within the corpus
-    excluded: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.emotion is not None and self.emotion not in EMOTIONS:
-            raise ValueError(f"emotion {self.emotion!r} is not one of {EMOTIONS}")
-        if (self.emotion is None) != (self.excluded is not None):
-            raise ValueError("exactly one of emotion and excluded must be set")
-
-
-class NameParseError(ValueError):
-    """A file name does not follow its corpus's naming rules.
-
-    ``reason`` is ``UNPARSEABLE_NAME`` or ``UNKNOWN_EMOTION``.
-    """
-
-    def __init__(self, reason: RejectReason, detail: str):
-        super().__init__(reason, detail)
-        self.reason = RejectReason(reason)
-        self.detail = detail
-
-    def __str__(self) -> str:
-        return f"{self.reason.value}: {self.detail}"
-
-
-@dataclass
-class IngestOptions:
-    """Label policy and audio validation thresholds."""
-
-    ravdess_song: bool = False  # include RAVDESS sung utterances
-    ravdess_calm: Literal["drop", "neutral"] = "drop"  # RAVDESS calm: drop or merge into neutral
-    min_duration_s: float = 0.5  # shorter files are TOO_SHORT
-    silence_dbfs: float = -60.0  # files whose peak is below this are SILENT_AUDIO
-
-    def __post_init__(self) -> None:
-        if self.ravdess_calm not in ("drop", "neutral"):
-            raise ValueError(f"ravdess_calm must be 'drop' or 'neutral', got {self.ravdess_calm!r}")
-
-
-def list_files(root: str | os.PathLike) -> list[Path]:
-    """Every file under ``root`` (recursively, hidden files included), sorted.
-
-    Symbolic links to directories are not followed (no cycles, no double
-    counting); symbolic links to files are listed.
-    """
-    root = Path(root)
-    out: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames.sort()
-        base = Path(dirpath)
-        # Everything that is not a directory counts as found, broken links
-        # included (they end up rejected as unreadable), so counts add up.
-        out.extend(base / name for name in filenames)
-    return sorted(out)
 
 
 # --------------------------------------------------------------------------- #
@@ -211,8 +132,6 @@ Parser = Callable[[Path], ParsedName]
 
 def _make_parser(corpus: str, root: Path, files: list[Path], options: IngestOptions) -> Parser:
     """The name parser for one corpus root, bound to the options (and CREMA genders)."""
-    from speech_emotion.corpora import crema, ravdess, savee, tess
-
     if corpus == "tess":
         return tess.parse_name
     if corpus == "savee":
