@@ -3,21 +3,23 @@
 These pydantic models are the pipeline's parameters: ``configs/*.yaml`` fill
 them in (``parameters:`` section) and ZenML validates them before a run. They
 hold no logic beyond defaults and validation; the functions that use them live
-next to the work they configure.
+next to the work they configure. The library modules import their records from
+here (``TuningConfig`` in ``tuning``, ``GAConfig`` in ``ensemble``,
+``StackingConfig`` in ``models.stacking``), and this module imports no module
+that imports it back: only the corpora's label set, the feature and
+CNN-LSTM hyperparameter records.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from speech_emotion.corpora.common import CORPORA
-from speech_emotion.ensemble import GAConfig
 from speech_emotion.features import FeatureParams
-from speech_emotion.models.stacking import StackingConfig
-from speech_emotion.tuning import TuningConfig
+from speech_emotion.models.cnn_lstm import CnnLstmHParams
 
 __all__ = [
     "AblationConfig", "CorporaConfig", "DemoCorpusConfig", "EnsembleConfig", "FeatureConfig", "GAConfig",
@@ -118,6 +120,24 @@ class ModelConfig(_Config):
     hparams: dict = Field(default_factory=dict)
 
 
+class TuningConfig(BaseModel):
+    """Hyperband budget and search space (``space``: per-hyperparameter overrides, e.g.
+    ``{"filters_first": [4, 8], "conv_blocks": [1, 2]}``; see ``hypermodels.search_space``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    objective: Literal["val_f1_macro", "val_loss"] = "val_f1_macro"
+    max_epochs: int = Field(10, ge=1)
+    factor: int = Field(3, ge=2)
+    hyperband_iterations: int = Field(1, ge=1)
+    batch_size: int = Field(32, ge=1)
+    seed: int = 0
+    space: dict[str, list] = Field(default_factory=dict)
+    executions_per_trial: int = Field(1, ge=1)
+    mixed_precision: bool = False
+
+
 #: the seed's six families of its Table 13, with their best hyperparameters as defaults
 SEED_FAMILIES: tuple[str, ...] = (
     "cnn_lstm_fused", "cnn1d_lstm", "cnn2d_lstm", "lstm_cnn_2d", "lstm_cnn_1d", "cnn_transformer",
@@ -135,12 +155,66 @@ def check_families(families: dict[str, dict]) -> dict[str, dict]:
     return families
 
 
+class GAConfig(BaseModel):
+    """Hyperparameters of the genetic weight search (chosen experimentally in the seed)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    population_size: int = Field(50, ge=2)
+    generations: int = Field(40, ge=0)
+    crossover_prob: float = Field(0.8, ge=0, le=1)
+    mutation_prob: float = Field(0.2, ge=0, le=1)
+    #: fraction of the genes averaged by a crossover (at least one gene)
+    crossover_gene_fraction: float = Field(0.5, gt=0, le=1)
+    #: fraction of the population kept unchanged into the next generation (at least one)
+    elite_fraction: float = Field(0.1, ge=0, lt=1)
+    tournament_size: int = Field(3, ge=1)
+    restarts: int = Field(5, ge=1)
+    seed: int = Field(0, ge=0)
+
+    @property
+    def n_elite(self) -> int:
+        return min(self.population_size - 1, max(1, int(round(self.elite_fraction * self.population_size))))
+
+
 class EnsembleConfig(_Config):
     """Average voting (seed Table 14) and GA-weighted voting (Tables 15-16) over the trained families."""
 
     average: bool = True
     ga_enabled: bool = True
     ga: GAConfig = Field(default_factory=GAConfig)
+
+
+class StackingConfig(BaseModel):
+    """Stacking ensemble: base CNN2D-LSTM hyperparameters (the seed's Table 3 by default) and training."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    #: CnnLstmHParams overrides for the binary base models
+    base_hparams: dict[str, Any] = Field(default_factory=dict)
+    meta_units: int = Field(512, ge=1)
+    meta_dropout: float = Field(0.4, ge=0, lt=1)
+    base_epochs: int = Field(30, ge=1)
+    meta_epochs: int = Field(30, ge=1)
+    batch_size: int = Field(32, ge=1)
+    early_stopping_patience: int = Field(5, ge=0)
+    #: learning rate of the meta model (the base models use base_hparams' learning_rate)
+    learning_rate: float = Field(1e-3, gt=0)
+    seed: int = 0
+    #: balanced class weights for the 1:6 one-vs-rest binary models
+    class_weight_balanced: bool = True
+    #: mixed_float16 on GPUs; set here, not inherited from whatever step ran before in the process
+    mixed_precision: bool = False
+
+    @field_validator("base_hparams")
+    @classmethod
+    def _known_hparams(cls, value: dict[str, Any]) -> dict[str, Any]:
+        CnnLstmHParams.from_dict(value)  # raises ValueError on unknown keys
+        return value
+
+    def base_hp(self) -> CnnLstmHParams:
+        return CnnLstmHParams.from_dict(self.base_hparams)
 
 
 class AblationConfig(_Config):
