@@ -28,6 +28,7 @@ from speech_emotion.config import (
     check_families,
 )
 from speech_emotion.corpora.common import CORPORA
+from speech_emotion.corpora.custom import CustomCorpus
 from speech_emotion.corpora.fingerprint import corpora_fingerprint
 from steps import (
     analyse_dataset,
@@ -70,15 +71,31 @@ def resolve_corpora(corpora: CorporaConfig, base: Path | None = None) -> dict[st
     return {c: str(p) for c, p in sorted(roots.items())}
 
 
+def resolve_custom_corpora(corpora: CorporaConfig, base: Path | None = None) -> list[CustomCorpus]:
+    """The custom corpora with absolute roots (relative ones are taken from the project root)."""
+    base = base or project_root()
+    custom = [c.resolved(base) for c in corpora.custom]
+    missing = {c.name: c.root for c in custom if not Path(c.root).is_dir()}
+    if missing:
+        raise FileNotFoundError(f"custom corpus folders not found: {missing}")
+    return custom
+
+
 def check_configuration(
     families: dict[str, dict],
     tuning: TuningConfig,
     search_spaces: dict[str, dict[str, list]],
     features: FeatureConfig,
     ablation: AblationConfig,
+    corpora: CorporaConfig | None = None,
+    split: SplitConfig | None = None,
 ) -> None:
     """Refuse, before any step runs, a configuration that would be silently ignored or contradict itself."""
     check_families(families)
+    if corpora is not None and split is not None and split.test_corpus is not None:
+        if split.test_corpus not in corpora.names():
+            raise ValueError(f"split.test_corpus {split.test_corpus!r} is not one of the configured corpora "
+                             f"{corpora.names()}")
     if tuning.space:
         raise ValueError("tuning.space is not used by the pipeline: give each family's space under "
                          "search_spaces: {<family>: {<hyperparameter>: [choices]}}")
@@ -111,10 +128,13 @@ def training_pipeline(
     """``families`` maps each family to train to its hyperparameters: fixed when tuning is off;
     when it is on, they stay fixed and the rest of the family's search space (or the
     ``search_spaces`` entry given for it) is searched."""
-    check_configuration(families, tuning, search_spaces, features, ablation)
+    check_configuration(families, tuning, search_spaces, features, ablation, corpora=corpora, split=split)
 
     roots = resolve_corpora(corpora)
-    utterances, rejected = ingest_corpora(roots=roots, options=ingest, fingerprint=corpora_fingerprint(roots))
+    custom = resolve_custom_corpora(corpora)
+    every_root = {**roots, **{c.name: c.root for c in custom}}
+    utterances, rejected = ingest_corpora(roots=roots, options=ingest, fingerprint=corpora_fingerprint(every_root),
+                                          custom=custom)
     train_utt, val_utt, test_utt = split_dataset(utterances, split)
     analyse_dataset(utterances, rejected, train_utt, val_utt, test_utt)
     # workers and the cache folder change how, not what: kept out of the steps' cache keys

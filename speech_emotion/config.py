@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from speech_emotion.corpora.common import CORPORA
+from speech_emotion.corpora.custom import CustomCorpus
 from speech_emotion.features import FeatureParams
 from speech_emotion.models.cnn_lstm import CnnLstmHParams
 
@@ -41,11 +42,12 @@ class DemoCorpusConfig(_Config):
 
 
 class CorporaConfig(_Config):
-    """Where the four corpora are: a folder per corpus, or the demo corpus.
+    """Where the corpora are: a folder per built-in corpus, the demo corpus, and custom corpora.
 
     Relative paths are taken from the project root. A corpus left out (None)
     is not used. When ``demo`` is set, corpora without a folder of their own
-    come from the demo corpus.
+    come from the demo corpus. ``custom`` describes any other corpus by a
+    pattern and an emotion map (:mod:`speech_emotion.corpora.custom`).
     """
 
     tess: str | None = None
@@ -53,12 +55,22 @@ class CorporaConfig(_Config):
     ravdess: str | None = None
     crema: str | None = None
     demo: DemoCorpusConfig | None = None
+    custom: list[CustomCorpus] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _something_to_read(self) -> "CorporaConfig":
-        if self.demo is None and not any(getattr(self, c) for c in CORPORA):
-            raise ValueError("no corpus configured: give at least one of tess/savee/ravdess/crema, or demo")
+        if self.demo is None and not self.custom and not any(getattr(self, c) for c in CORPORA):
+            raise ValueError("no corpus configured: give at least one of tess/savee/ravdess/crema, demo, "
+                             "or a custom corpus")
+        names = [c.name for c in self.custom]
+        if twice := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"corpora.custom: names {twice} are used more than once")
         return self
+
+    def names(self) -> list[str]:
+        """Every corpus this configuration reads: built-in (own folder or demo) and custom."""
+        builtin = [c for c in CORPORA if getattr(self, c) or self.demo is not None]
+        return builtin + [c.name for c in self.custom]
 
     def explicit_roots(self, base: Path) -> dict[str, Path]:
         roots = {}
@@ -94,8 +106,9 @@ class SplitConfig(_Config):
 
     @model_validator(mode="after")
     def _corpus_strategy_needs_corpus(self) -> "SplitConfig":
-        if self.strategy == "corpus" and self.test_corpus not in CORPORA:
-            raise ValueError(f"strategy 'corpus' needs test_corpus, one of {CORPORA}")
+        if self.strategy == "corpus" and not self.test_corpus:
+            raise ValueError(f"split.strategy 'corpus' needs split.test_corpus: one of {CORPORA} or a custom "
+                             "corpus's name")
         return self
 
 

@@ -5,6 +5,8 @@
   :class:`IngestOptions`), :func:`list_files` and the label set :data:`EMOTIONS`;
 * :mod:`.tess`, :mod:`.savee`, :mod:`.ravdess`, :mod:`.crema` -- one parser
   per corpus (``parse_name(path) -> ParsedName``), importing only :mod:`.common`;
+* :mod:`.custom` -- any other corpus, described in configuration by a pattern
+  and an emotion map (:class:`~.custom.CustomCorpus`);
 * :mod:`.ingest` -- :func:`~.ingest.ingest_corpora`, which turns corpus roots
   into an utterances table and a rejected table whose counts add up.
 
@@ -15,7 +17,7 @@ package does not import it.
 
 from __future__ import annotations
 
-from speech_emotion.corpora import crema, ravdess, savee, tess
+from speech_emotion.corpora import crema, custom, ravdess, savee, tess
 from speech_emotion.corpora.common import (
     AUDIO_EXTENSIONS,
     CORPORA,
@@ -43,6 +45,7 @@ __all__ = [
     "Utterance",
     "list_files",
     "crema",
+    "custom",
     "ravdess",
     "savee",
     "tess",

@@ -32,6 +32,12 @@ CORPORA: tuple[str, ...] = ("tess", "savee", "ravdess", "crema")
 AUDIO_EXTENSIONS: frozenset[str] = frozenset({".wav"})  # compared lower-cased
 
 
+def corpus_order(names) -> list[str]:
+    """Corpus names in report order: the built-in ones as in :data:`CORPORA`, then custom ones sorted."""
+    names = set(names)
+    return [c for c in CORPORA if c in names] + sorted(names - set(CORPORA))
+
+
 class RejectReason(str, Enum):
     """Why a file found under a corpus root was not ingested."""
 
@@ -53,9 +59,9 @@ class Utterance:
     """One ingested audio file with its label and audio facts."""
 
     path: str  # absolute
-    corpus: str  # one of CORPORA
+    corpus: str  # one of CORPORA, or a custom corpus's name
     speaker: str  # prefixed by corpus, e.g. "ravdess_12"
-    gender: str  # "female" | "male"
+    gender: str  # "female" | "male" | "unknown" (custom corpora)
     emotion: str  # one of EMOTIONS
     source_label: str  # the label as the corpus spells it, e.g. "ps", "ANG", "05"
     sentence: str  # sentence/word id within the corpus (for leakage-aware splits)

@@ -1,4 +1,4 @@
-"""Ingest the four corpora into one utterances table and one rejected table.
+"""Ingest the four corpora, and any custom ones, into one utterances table and one rejected table.
 
 :func:`ingest_corpora` walks every corpus root, and puts **every** file it
 finds (any extension, hidden files included) into exactly one of two tables:
@@ -17,9 +17,10 @@ Checks, in order, for each file (the first failing one decides the reason):
    speaker genders) *and* listed as ``NOT_AUDIO``, so that counts add up;
 2. Git LFS pointer stub -> ``GIT_LFS_POINTER``;
 3. file name -> ``UNPARSEABLE_NAME`` / ``UNKNOWN_EMOTION`` (per-corpus rules
-   in :mod:`.tess`, :mod:`.savee`, :mod:`.ravdess`, :mod:`.crema`);
+   in :mod:`.tess`, :mod:`.savee`, :mod:`.ravdess`, :mod:`.crema`; a custom
+   corpus's pattern and emotion map, :mod:`.custom`);
 4. label policy -> ``EXCLUDED_LABEL`` (RAVDESS song and calm, see
-   :class:`IngestOptions`);
+   :class:`IngestOptions`; a custom code mapped to null);
 5. audio decode and validation -> ``NOT_AUDIO``, ``UNREADABLE_AUDIO``,
    ``TRUNCATED_AUDIO``, ``EMPTY_AUDIO``, ``TOO_SHORT``, ``SILENT_AUDIO``
    (see :mod:`speech_emotion.audio`);
@@ -41,7 +42,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,8 +61,10 @@ from speech_emotion.corpora.common import (
     Rejection,
     RejectReason,
     Utterance,
+    corpus_order,
     list_files,
 )
+from speech_emotion.corpora.custom import CustomCorpus, parse_name as parse_custom_name
 
 __all__ = ["IngestResult", "ingest_corpora"]
 
@@ -97,7 +100,7 @@ class IngestResult:
                 margins_name="total",
             )
             cols = [e for e in EMOTIONS if e in table.columns] + ["total"]
-            rows = [c for c in CORPORA if c in table.index] + ["total"]
+            rows = corpus_order(set(table.index) - {"total"}) + ["total"]
             lines.append(table.loc[rows, cols].to_string())
         else:
             lines.append("  (none)")
@@ -107,7 +110,7 @@ class IngestResult:
                 self.rejected["corpus"], self.rejected["reason"], margins=True, margins_name="total"
             )
             reasons = [r.value for r in RejectReason if r.value in table.columns] + ["total"]
-            rows = [c for c in CORPORA if c in table.index] + ["total"]
+            rows = corpus_order(set(table.index) - {"total"}) + ["total"]
             lines.append(table.loc[rows, reasons].to_string())
         else:
             lines.append("  (none)")
@@ -130,8 +133,12 @@ class IngestResult:
 Parser = Callable[[Path], ParsedName]
 
 
-def _make_parser(corpus: str, root: Path, files: list[Path], options: IngestOptions) -> Parser:
-    """The name parser for one corpus root, bound to the options (and CREMA genders)."""
+def _make_parser(
+    corpus: str, root: Path, files: list[Path], options: IngestOptions, spec: CustomCorpus | None = None
+) -> Parser:
+    """The name parser for one corpus root, bound to the options (and CREMA genders, or a custom corpus)."""
+    if spec is not None:
+        return lambda p: parse_custom_name(p.relative_to(root), spec)
     if corpus == "tess":
         return tess.parse_name
     if corpus == "savee":
@@ -255,34 +262,41 @@ def ingest_corpora(
     roots: Mapping[str, str | os.PathLike | None],
     options: IngestOptions | None = None,
     progress: bool = True,
+    custom: Sequence[CustomCorpus] = (),
 ) -> IngestResult:
-    """Ingest the corpora under ``roots`` (keys in :data:`CORPORA`; ``None`` skipped).
+    """Ingest the corpora under ``roots`` (keys in :data:`CORPORA`; ``None`` skipped) and the
+    ``custom`` corpora (each with its own root, pattern and emotion map).
 
-    Raises :class:`ValueError` for an unknown corpus key and
-    :class:`FileNotFoundError` (naming corpus and path) for a missing root.
+    Raises :class:`ValueError` for an unknown corpus key or a custom corpus name used twice,
+    and :class:`FileNotFoundError` (naming corpus and path) for a missing root.
     Bad files never raise: they go to the rejected table (see the module
     docstring for the order of checks).
     """
     options = options or IngestOptions()
-    selected: list[tuple[str, Path]] = []
-    for corpus, root in roots.items():
-        if corpus not in CORPORA:
-            raise ValueError(f"unknown corpus {corpus!r}; expected one of {CORPORA}")
+    selected: list[tuple[str, Path, CustomCorpus | None]] = []
+    wanted = [(corpus, root, None) for corpus, root in roots.items()]
+    wanted += [(spec.name, spec.root, spec) for spec in custom]
+    for corpus, root, spec in wanted:
+        if spec is None and corpus not in CORPORA:
+            raise ValueError(f"unknown corpus {corpus!r}; expected one of {CORPORA} (describe other corpora "
+                             "as custom corpora)")
         if root is None:
             continue
+        if spec is not None and any(corpus == name for name, _, _ in selected):
+            raise ValueError(f"custom corpus name {corpus!r} is used twice")
         root_path = Path(root).expanduser()
         if not root_path.exists():
             raise FileNotFoundError(f"{corpus} root does not exist: {root_path}")
         if not root_path.is_dir():
             raise NotADirectoryError(f"{corpus} root is not a directory: {root_path}")
-        selected.append((corpus, root_path))
+        selected.append((corpus, root_path, spec))
 
-    listed = [(corpus, root, list_files(root)) for corpus, root in selected]
-    found = sum(len(files) for _, _, files in listed)
+    listed = [(corpus, root, spec, list_files(root)) for corpus, root, spec in selected]
+    found = sum(len(files) for *_, files in listed)
     run = _Run(options)
     with tqdm(total=found, desc="ingest", unit="file", disable=not progress) as bar:
-        for corpus, root, files in listed:
-            parse = _make_parser(corpus, root, files, options)
+        for corpus, root, spec, files in listed:
+            parse = _make_parser(corpus, root, files, options, spec)
             bar.set_postfix_str(corpus)
             for path in files:
                 run.process(corpus, path, parse)
