@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 
 from zenml import pipeline
+from zenml.config import CachePolicy
 
 from speech_emotion.config import (
     AblationConfig,
@@ -30,6 +31,7 @@ from speech_emotion.config import (
 from speech_emotion.corpora.common import CORPORA
 from speech_emotion.corpora.custom import CustomCorpus
 from speech_emotion.corpora.fingerprint import corpora_fingerprint
+from speech_emotion.provenance import code_fingerprint
 from steps import (
     analyse_dataset,
     compare_models,
@@ -111,7 +113,11 @@ def check_configuration(
         logger.warning("ablation.scaling with features.scale false: the no_scaled models equal the main ones")
 
 
-@pipeline(enable_cache=True)
+#: every step's cache key includes the library's code and the numerical libraries' versions
+LIBRARY_CACHE_POLICY = CachePolicy(cache_func=code_fingerprint)
+
+
+@pipeline(enable_cache=True, cache_policy=LIBRARY_CACHE_POLICY)
 def training_pipeline(
     corpora: CorporaConfig = CorporaConfig(demo={}),
     ingest: IngestConfig = IngestConfig(),

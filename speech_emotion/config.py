@@ -242,4 +242,6 @@ class TrainingConfig(_Config):
     batch_size: int = Field(32, ge=1)
     early_stopping_patience: int = Field(8, ge=0)
     seed: int = 0
+    #: keras.utils.set_random_seed and TensorFlow's op determinism (GPU runs too; slower there)
+    deterministic: bool = False
     mixed_precision: bool = False
