@@ -83,6 +83,25 @@ def resolve_custom_corpora(corpora: CorporaConfig, base: Path | None = None) -> 
     return custom
 
 
+def check_search_space(family: str, space: dict[str, list]) -> None:
+    """Every hyperparameter of ``search_spaces.<family>`` is one the family has, every choice a valid value."""
+    from dataclasses import fields
+
+    from speech_emotion.models import get_family
+
+    hparams = get_family(family).hparams
+    known = sorted(f.name for f in fields(hparams))
+    for name, choices in space.items():
+        if name not in known:
+            raise ValueError(f"search_spaces.{family}.{name}: {family} has no hyperparameter {name!r}; "
+                             f"its hyperparameters: {known}")
+        for choice in choices if isinstance(choices, list) else []:
+            try:
+                hparams.from_dict({name: choice})
+            except ValueError as err:
+                raise ValueError(f"search_spaces.{family}.{name}: {err}") from None
+
+
 def check_configuration(
     families: dict[str, dict],
     tuning: TuningConfig,
@@ -101,9 +120,13 @@ def check_configuration(
     if tuning.space:
         raise ValueError("tuning.space is not used by the pipeline: give each family's space under "
                          "search_spaces: {<family>: {<hyperparameter>: [choices]}}")
+    if search_spaces and not tuning.enabled:
+        raise ValueError(f"search_spaces is set for {sorted(search_spaces)} but tuning.enabled is false: nothing "
+                         "would be searched; turn tuning on or remove search_spaces")
     if unknown := set(search_spaces) - set(families):
         raise ValueError(f"search_spaces for families that are not trained: {sorted(unknown)}")
     for family, space in search_spaces.items():
+        check_search_space(family, space)
         if both := set(space) & set(families[family]):
             raise ValueError(f"{family}: {sorted(both)} both fixed in families and searched in search_spaces; "
                              "remove them from one of the two")

@@ -55,7 +55,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     )
     try:
         result = ingest_corpora(roots, options, progress=not args.quiet, custom=custom)
-    except (FileNotFoundError, NotADirectoryError) as exc:
+    except (FileNotFoundError, NotADirectoryError, ValueError) as exc:
         print(f"ser ingest: {exc}", file=sys.stderr)
         return 2
     utt_csv, rej_csv = result.write(args.out)

@@ -109,6 +109,9 @@ class SplitConfig(_Config):
         if self.strategy == "corpus" and not self.test_corpus:
             raise ValueError(f"split.strategy 'corpus' needs split.test_corpus: one of {CORPORA} or a custom "
                              "corpus's name")
+        if self.strategy != "corpus" and self.test_corpus is not None:
+            raise ValueError(f"split.test_corpus {self.test_corpus!r} is only used by split.strategy 'corpus', "
+                             f"not {self.strategy!r}: remove it or set strategy: corpus")
         return self
 
 

@@ -79,3 +79,24 @@ def test_configuration_that_would_be_ignored_or_contradictory_is_refused():
         check_configuration(**{**ok, "search_spaces": {"cnn1d_lstm": {"dropout": [0.0]}}})
     with pytest.raises(ValueError, match="ablation families"):
         check_configuration(**{**ok, "ablation": AblationConfig(scaling=True, families=["cnn1d_lstm"])})
+
+    with pytest.raises(ValueError, match=r"search_spaces.cnn2d_lstm.lstm: cnn2d_lstm has no hyperparameter 'lstm'"):
+        check_configuration(**{**ok, "search_spaces": {"cnn2d_lstm": {"lstm": [8]}}})
+    with pytest.raises(ValueError, match=r"search_spaces.cnn2d_lstm.dropout: .*must be in \[0, 1\)"):
+        check_configuration(**{**ok, "search_spaces": {"cnn2d_lstm": {"dropout": [0.0, 1.5]}}})
+    with pytest.raises(ValueError, match=r"search_spaces is set for \['cnn2d_lstm'\] but tuning.enabled is false"):
+        check_configuration(**{**ok, "tuning": TuningConfig(enabled=False),
+                               "search_spaces": {"cnn2d_lstm": {"lstm_units": [8]}}})
+
+
+@pytest.mark.parametrize("path", PROFILES, ids=lambda p: p.name)
+def test_profile_passes_the_pipeline_checks(path):
+    from pipelines.training import check_configuration
+    from speech_emotion.config import AblationConfig, CorporaConfig, FeatureConfig, SplitConfig, TuningConfig
+
+    p = yaml.safe_load(path.read_text())["parameters"]
+    check_configuration(
+        p.get("families", {"cnn2d_lstm": {}}), TuningConfig(**p.get("tuning", {"enabled": False})),
+        p.get("search_spaces", {}), FeatureConfig(**p.get("features", {})), AblationConfig(**p.get("ablation", {})),
+        corpora=CorporaConfig(**p["corpora"]), split=SplitConfig(**p.get("split", {})),
+    )

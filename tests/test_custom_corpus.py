@@ -16,7 +16,7 @@ from speech_emotion.cli import main
 from speech_emotion.config import AblationConfig, CorporaConfig, FeatureConfig, SplitConfig, TuningConfig
 from speech_emotion.corpora.common import RejectReason
 from speech_emotion.corpora.custom import CustomCorpus, load_custom_corpora, parse_name
-from speech_emotion.corpora.ingest import IngestResult, ingest_corpora
+from speech_emotion.corpora.ingest import CorpusNamingError, IngestResult, ingest_corpora
 
 EMODB_PATTERN = r"^(?P<speaker>\d\d)[a-z]\d\d(?P<emotion>[A-Z])[a-z]?\.wav$"
 EMODB_EMOTIONS = {"W": "angry", "E": "disgust", "A": "fear", "F": "happy", "T": "sadness", "N": "neutral", "L": None}
@@ -226,3 +226,14 @@ def test_dataset_tables_and_summary_list_custom_corpora(tmp_path):
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["acted", "emodb"]
     summary = result.summary().split("rejected (corpus x reason):")
     assert "acted" in summary[0] and "emodb" in summary[0] and "emodb" in summary[1]
+
+
+def test_a_custom_folder_where_no_name_matches_is_refused(tmp_path, capsys):
+    corpus = folders(tmp_path).model_copy(update={"pattern": r"^(?P<speaker>\d\d)(?P<emotion>[A-Z])\.wav$"})
+    with pytest.raises(CorpusNamingError, match=f"no file under {corpus.root} matches the acted naming; "
+                                                 "is this the right folder?"):
+        ingest_corpora({}, progress=False, custom=[corpus])
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"custom": [corpus.model_dump()]}))
+    assert main(["ingest", "--corpus-config", str(config), "--out", str(tmp_path / "o"), "-q"]) == 2
+    assert "matches the acted naming; is this the right folder?" in capsys.readouterr().err

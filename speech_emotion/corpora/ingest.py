@@ -66,7 +66,7 @@ from speech_emotion.corpora.common import (
 )
 from speech_emotion.corpora.custom import CustomCorpus, parse_name as parse_custom_name
 
-__all__ = ["IngestResult", "ingest_corpora"]
+__all__ = ["CorpusNamingError", "IngestResult", "check_naming", "ingest_corpora"]
 
 logger = logging.getLogger("speech_emotion.corpora")
 
@@ -149,6 +149,34 @@ def _make_parser(
         genders = crema.find_demographics(root, files)
         return lambda p: crema.parse_name(p, genders=genders)
     raise ValueError(f"unknown corpus {corpus!r}; expected one of {CORPORA}")
+
+
+class CorpusNamingError(ValueError):
+    """No file under a corpus root follows the corpus's naming: most likely the wrong folder."""
+
+
+def check_naming(corpus: str, root: Path, files: list[Path], parse: Parser) -> None:
+    """Raise :class:`CorpusNamingError` unless at least one ``.wav`` file's name parses.
+
+    RAVDESS given as ``tess`` would otherwise reject every file one by one and the run would
+    train on without it. Only names are read (no audio), and it stops at the first match.
+    """
+    wavs = [p for p in files if p.suffix.lower() in AUDIO_EXTENSIONS]
+    first_error: tuple[Path, str] | None = None
+    for path in wavs:
+        try:
+            parse(path)
+            return
+        except NameParseError as err:
+            first_error = first_error or (path, err.detail)
+    if not files:
+        why = "the folder is empty"
+    elif first_error is None:
+        why = f"{len(files)} files, none of them a .wav file"
+    else:
+        path, detail = first_error
+        why = f"{len(wavs)} .wav files; the first, {path.relative_to(root).as_posix()}: {detail}"
+    raise CorpusNamingError(f"no file under {root} matches the {corpus} naming; is this the right folder? ({why})")
 
 
 def _metadata_note(corpus: str, path: Path) -> str:
@@ -268,7 +296,8 @@ def ingest_corpora(
     ``custom`` corpora (each with its own root, pattern and emotion map).
 
     Raises :class:`ValueError` for an unknown corpus key or a custom corpus name used twice,
-    and :class:`FileNotFoundError` (naming corpus and path) for a missing root.
+    :class:`FileNotFoundError` (naming corpus and path) for a missing root, and
+    :class:`CorpusNamingError` for a root under which no file's name parses (the wrong folder).
     Bad files never raise: they go to the rejected table (see the module
     docstring for the order of checks).
     """
@@ -297,6 +326,7 @@ def ingest_corpora(
     with tqdm(total=found, desc="ingest", unit="file", disable=not progress) as bar:
         for corpus, root, spec, files in listed:
             parse = _make_parser(corpus, root, files, options, spec)
+            check_naming(corpus, root, files, parse)
             bar.set_postfix_str(corpus)
             for path in files:
                 run.process(corpus, path, parse)
