@@ -31,6 +31,7 @@ from speech_emotion.config import (
 from speech_emotion.corpora.common import CORPORA
 from speech_emotion.corpora.custom import CustomCorpus
 from speech_emotion.corpora.fingerprint import corpora_fingerprint
+from speech_emotion.models.functionals_svm import FAMILY as BASELINE, GRID as BASELINE_GRID, FunctionalsSvmHParams
 from speech_emotion.provenance import code_fingerprint
 from steps import (
     analyse_dataset,
@@ -44,6 +45,12 @@ from steps import (
     train_model,
     train_stacking_model,
     tune_model,
+)
+from steps.baseline import (
+    evaluate_functionals_svm,
+    extract_functionals,
+    train_functionals_svm_model,
+    tune_functionals_svm,
 )
 
 logger = logging.getLogger(__name__)
@@ -89,8 +96,8 @@ def check_search_space(family: str, space: dict[str, list]) -> None:
 
     from speech_emotion.models import get_family
 
-    hparams = get_family(family).hparams
-    known = sorted(f.name for f in fields(hparams))
+    hparams = FunctionalsSvmHParams if family == BASELINE else get_family(family).hparams
+    known = sorted(f.name for f in fields(hparams) if not (family == BASELINE and f.name == "features"))
     for name, choices in space.items():
         if name not in known:
             raise ValueError(f"search_spaces.{family}.{name}: {family} has no hyperparameter {name!r}; "
@@ -130,6 +137,9 @@ def check_configuration(
         if both := set(space) & set(families[family]):
             raise ValueError(f"{family}: {sorted(both)} both fixed in families and searched in search_spaces; "
                              "remove them from one of the two")
+    if ablation.scaling and BASELINE in ablation.families:
+        raise ValueError(f"ablation.families: {BASELINE} standardises its own functionals; the scaling ablation "
+                         "is for the networks")
     if ablation.scaling and not set(ablation.families) <= set(families):
         raise ValueError(f"ablation families {ablation.families} must be among the trained families {list(families)}")
     if ablation.scaling and not features.scale:
@@ -180,8 +190,27 @@ def training_pipeline(
         )
         return evaluate_model(model, val, test, id=f"evaluate_{name}")
 
+    def fit_baseline(fixed: dict):
+        """The classical baseline: functionals of every split, [validation grid over C and gamma], SVM."""
+        kind = FunctionalsSvmHParams.from_dict(fixed).features
+        x = {name: extract_functionals(utt, kind, features.sample_rate, id=f"extract_{name}_functionals")
+             for name, utt in (("train", train_utt), ("val", val_utt), ("test", test_utt))}
+        hparams = fixed
+        grid = {**{k: v for k, v in BASELINE_GRID.items() if k not in fixed}, **search_spaces.get(BASELINE, {})}
+        if tuning.enabled and grid:  # C and gamma both fixed: nothing to search
+            hparams, _ = tune_functionals_svm(x["train"], train_f, x["val"], val_f, fixed_hparams=fixed, grid=grid,
+                                              seed=training.seed, id=f"tune_{BASELINE}")
+        model = train_functionals_svm_model(x["train"], train_f, hparams=hparams, seed=training.seed)
+        metrics, val_p, test_p, _ = evaluate_functionals_svm(model, x["val"], x["test"], val_f, test_f)
+        return metrics, val_p, test_p
+
     all_metrics, names, val_probs, test_probs, chosen = [], [], [], [], {}
     for family, fixed in families.items():
+        if family == BASELINE:  # functionals + SVM: its own steps, then the same comparison and ensembles
+            for out, value in zip((all_metrics, val_probs, test_probs), fit_baseline(fixed)):
+                out.append(value)
+            names.append(family)
+            continue
         if tuning.enabled:
             chosen[family], _ = tune_model(
                 train_f, val_f, family=family, fixed_hparams=fixed, space=search_spaces.get(family, {}),

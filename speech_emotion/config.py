@@ -163,10 +163,14 @@ SEED_FAMILIES: tuple[str, ...] = (
 def check_families(families: dict[str, dict]) -> dict[str, dict]:
     """Every family known and its hyperparameters valid, before any step runs."""
     from speech_emotion.models import get_family
+    from speech_emotion.models.functionals_svm import FAMILY as BASELINE, FunctionalsSvmHParams
 
     if not families:
         raise ValueError("no model family configured")
     for name, hparams in families.items():
+        if name == BASELINE:
+            FunctionalsSvmHParams.from_dict(hparams)
+            continue
         get_family(name).hparams.from_dict(hparams)
     return families
 

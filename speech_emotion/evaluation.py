@@ -164,3 +164,17 @@ def evaluate_probabilities(
         per_class=per_class,
         confusion=cm,
     )
+
+
+def compare_to_baseline(table: pd.DataFrame, baseline: str = "functionals_svm") -> pd.DataFrame:
+    """The comparison table with the baseline's figures beside every model's, per split:
+    ``baseline_accuracy``, ``baseline_f1_macro`` and ``f1_macro_vs_baseline`` (the model's F1-macro
+    minus the baseline's). Unchanged when the baseline is not in the table."""
+    rows = table[table["model"] == baseline].set_index("split")
+    if rows.empty:
+        return table
+    out = table.copy()
+    out["baseline_accuracy"] = out["split"].map(rows["accuracy"])
+    out["baseline_f1_macro"] = out["split"].map(rows["f1_macro"])
+    out["f1_macro_vs_baseline"] = out["f1_macro"] - out["baseline_f1_macro"]
+    return out

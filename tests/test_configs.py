@@ -48,7 +48,9 @@ def test_paper_profile_is_the_seed():
     # Table 8 and Table 10
     assert (f["lstm_cnn_1d"]["lstm_units"], f["lstm_cnn_1d"]["dropout"]) == (52, 0.2)
     assert (f["lstm_cnn_2d"]["lstm_units"], f["lstm_cnn_2d"]["filters_first"], f["lstm_cnn_2d"]["filters_next"]) == (64, 128, 256)
-    assert set(f) == {"cnn_lstm_fused", "cnn1d_lstm", "cnn2d_lstm", "lstm_cnn_2d", "lstm_cnn_1d", "cnn_transformer"}
+    assert set(f) == {"cnn_lstm_fused", "cnn1d_lstm", "cnn2d_lstm", "lstm_cnn_2d", "lstm_cnn_1d", "cnn_transformer",
+                      "functionals_svm"}  # the six of the seed, and the classical baseline
+    assert f["functionals_svm"] == {"features": "compare", "C": 10.0, "gamma": "scale"}
     # section 3 features, section 5 validation split, section 6.2 meta MLP
     assert (p["features"]["n_mfcc"], p["features"]["n_mels"], p["features"]["n_chroma"], p["features"]["duration_s"]) == (40, 128, 12, 8.0)
     assert p["split"]["val_fraction"] == 0.2

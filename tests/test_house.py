@@ -74,7 +74,7 @@ def test_config_and_the_parsers_import_no_module_that_imports_them():
         "speech_emotion.corpora", "speech_emotion.corpora.common", "speech_emotion.corpora.custom",
         "speech_emotion.features",
         "speech_emotion.models", "speech_emotion.models.cnn_lstm", "speech_emotion.models.cnn_transformer",
-        "speech_emotion.models.lstm_cnn", "speech_emotion.audio",
+        "speech_emotion.models.lstm_cnn", "speech_emotion.models.functionals_svm", "speech_emotion.audio",
     }
     for parser in ("tess", "savee", "ravdess", "crema", "custom"):
         assert graph[f"speech_emotion.corpora.{parser}"] == {"speech_emotion.corpora.common"}
