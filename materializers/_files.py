@@ -8,14 +8,26 @@ from zenml.io import fileio
 
 
 def upload_dir(local_dir: str, uri: str) -> None:
+    """Copy a folder's files, sub-folders included, to ``uri``."""
     for name in sorted(os.listdir(local_dir)):
-        fileio.copy(os.path.join(local_dir, name), os.path.join(uri, name), overwrite=True)
+        source, target = os.path.join(local_dir, name), os.path.join(uri, name)
+        if os.path.isdir(source):
+            fileio.makedirs(target)
+            upload_dir(source, target)
+        else:
+            fileio.copy(source, target, overwrite=True)
 
 
 def download_dir(uri: str, local_dir: str) -> None:
+    """Copy the files under ``uri``, sub-folders included, into ``local_dir``."""
     for name in fileio.listdir(uri):
         name = name.decode() if isinstance(name, bytes) else str(name)
-        fileio.copy(os.path.join(uri, name), os.path.join(local_dir, name), overwrite=True)
+        source, target = os.path.join(uri, name), os.path.join(local_dir, name)
+        if fileio.isdir(source):
+            os.makedirs(target, exist_ok=True)
+            download_dir(source, target)
+        else:
+            fileio.copy(source, target, overwrite=True)
 
 
 def is_local(uri: str) -> bool:

@@ -38,7 +38,8 @@ class PredictorMaterializer(BaseMaterializer):
 
     def save_visualizations(self, data: Predictor) -> dict[str, VisualizationType]:
         rows = "".join(
-            f"<tr><td>{html.escape(m.name)}</td><td>{html.escape(m.family)}</td><td>{html.escape(str(m.input_name))}</td>"
+            f"<tr><td>{html.escape(m.name)}</td><td>{html.escape(m.family)}</td>"
+            f"<td>{html.escape(str(getattr(m, 'input_name', 'functionals of the audio')))}</td>"
             f"<td>{'' if data.weights is None else f'{data.weights[i]:.3f}'}</td><td>{m.n_params:,}</td></tr>"
             for i, m in enumerate(data.members)
         )

@@ -21,7 +21,14 @@ import logging
 
 from zenml import Model, pipeline
 
-from pipelines.training import check_configuration, compose_training, hash_cache_dir, resolve_corpora
+from pipelines.training import (
+    LIBRARY_CACHE_POLICY,
+    check_configuration,
+    compose_training,
+    hash_cache_dir,
+    resolve_corpora,
+    resolve_custom_corpora,
+)
 from speech_emotion.config import (
     AblationConfig,
     CorporaConfig,
@@ -42,7 +49,7 @@ from steps.retrain import archive_old_versions, check_for_new_data
 logger = logging.getLogger(__name__)
 
 
-@pipeline(dynamic=True, enable_cache=True)
+@pipeline(dynamic=True, enable_cache=True, cache_policy=LIBRARY_CACHE_POLICY)
 def retraining_pipeline(
     corpora: CorporaConfig = CorporaConfig(demo={}),
     ingest: IngestConfig = IngestConfig(),
@@ -60,20 +67,22 @@ def retraining_pipeline(
     retrain: RetrainConfig = RetrainConfig(),
 ) -> None:
     """The training pipeline's parameters plus ``retrain``."""
-    check_configuration(families, tuning, search_spaces, features, ablation)
+    check_configuration(families, tuning, search_spaces, features, ablation, corpora=corpora, split=split)
     if retrain.model != promotion.registered_model:
         raise ValueError(f"retrain.model ({retrain.model}) and promotion.registered_model "
                          f"({promotion.registered_model}) must name the same model")
     roots = resolve_corpora(corpora)
+    custom = resolve_custom_corpora(corpora)
+    every_root = {**roots, **{c.name: c.root for c in custom}}
     cache = str(hash_cache_dir())
-    utterances, rejected, _, decision = check_for_new_data(roots, ingest, retrain, cache)
+    utterances, rejected, _, decision = check_for_new_data(roots, ingest, retrain, cache, custom=custom)
     if not decision.load()["train"]:
         logger.info("no new data: nothing to train")
         return
     # the same content hashes as the check's (cached): what the Model version records
-    source = source_fingerprint(files_fingerprint(roots, cache_dir=cache), ingest.model_dump())
+    source = source_fingerprint(files_fingerprint(every_root, cache_dir=cache), ingest.model_dump())
     promoted = compose_training(
-        utterances, rejected, roots, split=split, features=features, families=families, tuning=tuning,
+        utterances, rejected, every_root, split=split, features=features, families=families, tuning=tuning,
         search_spaces=search_spaces, training=training, ensemble=ensemble, stacking=stacking, ablation=ablation,
         deploy=deploy, promotion=promotion, source=source, model=Model(name=retrain.model),
     )

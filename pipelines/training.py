@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 
 from zenml import pipeline
+from zenml.config import CachePolicy
 
 from speech_emotion.config import (
     AblationConfig,
@@ -29,7 +30,10 @@ from speech_emotion.config import (
     TuningConfig,
     check_families,
 )
+from speech_emotion.corpora.custom import CustomCorpus
 from speech_emotion.corpora.fingerprint import files_fingerprint, source_fingerprint
+from speech_emotion.models.functionals_svm import FAMILY as BASELINE, GRID as BASELINE_GRID, FunctionalsSvmHParams
+from speech_emotion.provenance import code_fingerprint
 from steps import (
     analyse_dataset,
     build_predictor,
@@ -45,6 +49,12 @@ from steps import (
     train_model,
     train_stacking_model,
     tune_model,
+)
+from steps.baseline import (
+    evaluate_functionals_svm,
+    extract_functionals,
+    train_functionals_svm_model,
+    tune_functionals_svm,
 )
 
 logger = logging.getLogger(__name__)
@@ -79,28 +89,74 @@ def resolve_corpora(corpora: CorporaConfig, base: Path | None = None) -> dict[st
     return {c: str(p) for c, p in sorted(roots.items())}
 
 
+def resolve_custom_corpora(corpora: CorporaConfig, base: Path | None = None) -> list[CustomCorpus]:
+    """The custom corpora with absolute roots (relative ones are taken from the project root)."""
+    base = base or project_root()
+    custom = [c.resolved(base) for c in corpora.custom]
+    missing = {c.name: c.root for c in custom if not Path(c.root).is_dir()}
+    if missing:
+        raise FileNotFoundError(f"custom corpus folders not found: {missing}")
+    return custom
+
+
+def check_search_space(family: str, space: dict[str, list]) -> None:
+    """Every hyperparameter of ``search_spaces.<family>`` is one the family has, every choice a valid value."""
+    from dataclasses import fields
+
+    from speech_emotion.models import get_family
+
+    hparams = FunctionalsSvmHParams if family == BASELINE else get_family(family).hparams
+    known = sorted(f.name for f in fields(hparams) if not (family == BASELINE and f.name == "features"))
+    for name, choices in space.items():
+        if name not in known:
+            raise ValueError(f"search_spaces.{family}.{name}: {family} has no hyperparameter {name!r}; "
+                             f"its hyperparameters: {known}")
+        for choice in choices if isinstance(choices, list) else []:
+            try:
+                hparams.from_dict({name: choice})
+            except ValueError as err:
+                raise ValueError(f"search_spaces.{family}.{name}: {err}") from None
+
+
 def check_configuration(
     families: dict[str, dict],
     tuning: TuningConfig,
     search_spaces: dict[str, dict[str, list]],
     features: FeatureConfig,
     ablation: AblationConfig,
+    corpora: CorporaConfig | None = None,
+    split: SplitConfig | None = None,
 ) -> None:
     """Refuse, before any step runs, a configuration that would be silently ignored or contradict itself."""
     check_families(families)
+    if corpora is not None and split is not None and split.test_corpus is not None:
+        if split.test_corpus not in corpora.names():
+            raise ValueError(f"split.test_corpus {split.test_corpus!r} is not one of the configured corpora "
+                             f"{corpora.names()}")
     if tuning.space:
         raise ValueError("tuning.space is not used by the pipeline: give each family's space under "
                          "search_spaces: {<family>: {<hyperparameter>: [choices]}}")
+    if search_spaces and not tuning.enabled:
+        raise ValueError(f"search_spaces is set for {sorted(search_spaces)} but tuning.enabled is false: nothing "
+                         "would be searched; turn tuning on or remove search_spaces")
     if unknown := set(search_spaces) - set(families):
         raise ValueError(f"search_spaces for families that are not trained: {sorted(unknown)}")
     for family, space in search_spaces.items():
+        check_search_space(family, space)
         if both := set(space) & set(families[family]):
             raise ValueError(f"{family}: {sorted(both)} both fixed in families and searched in search_spaces; "
                              "remove them from one of the two")
+    if ablation.scaling and BASELINE in ablation.families:
+        raise ValueError(f"ablation.families: {BASELINE} standardises its own functionals; the scaling ablation "
+                         "is for the networks")
     if ablation.scaling and not set(ablation.families) <= set(families):
         raise ValueError(f"ablation families {ablation.families} must be among the trained families {list(families)}")
     if ablation.scaling and not features.scale:
         logger.warning("ablation.scaling with features.scale false: the no_scaled models equal the main ones")
+
+
+#: every step's cache key includes the library's code and the numerical libraries' versions
+LIBRARY_CACHE_POLICY = CachePolicy(cache_func=code_fingerprint)
 
 
 def compose_training(
@@ -142,8 +198,30 @@ def compose_training(
         )
         return trained, *evaluate_model(trained, val, test, id=f"evaluate_{name}")
 
+    def fit_baseline(fixed: dict):
+        """The classical baseline: functionals of every split, [validation grid over C and gamma], SVM."""
+        kind = FunctionalsSvmHParams.from_dict(fixed).features
+        x = {name: extract_functionals(utt, kind, features.sample_rate, id=f"extract_{name}_functionals")
+             for name, utt in (("train", train_utt), ("val", val_utt), ("test", test_utt))}
+        hparams = fixed
+        grid = {**{k: v for k, v in BASELINE_GRID.items() if k not in fixed}, **search_spaces.get(BASELINE, {})}
+        if tuning.enabled and grid:  # C and gamma both fixed: nothing to search
+            hparams, _ = tune_functionals_svm(x["train"], train_f, x["val"], val_f, fixed_hparams=fixed, grid=grid,
+                                              seed=training.seed, id=f"tune_{BASELINE}")
+        model = train_functionals_svm_model(x["train"], train_f, hparams=hparams, seed=training.seed)
+        metrics, val_p, test_p, _ = evaluate_functionals_svm(model, x["val"], x["test"], val_f, test_f)
+        return model, metrics, val_p, test_p
+
     all_metrics, names, val_probs, test_probs, chosen, models = [], [], [], [], {}, []
     for family, fixed in families.items():
+        if family == BASELINE:  # functionals + SVM: its own steps, then the same comparison and ensembles
+            trained, metrics, val_p, test_p = fit_baseline(fixed)
+            models.append(trained)
+            all_metrics.append(metrics)
+            names.append(family)
+            val_probs.append(val_p)
+            test_probs.append(test_p)
+            continue
         if tuning.enabled:
             chosen[family], _ = tune_model(
                 train_f, val_f, family=family, fixed_hparams=fixed, space=search_spaces.get(family, {}),
@@ -182,14 +260,14 @@ def compose_training(
     # the run's predictor, its Model version and MLflow registration, and the promotion gate
     build, register, promote = ((s.with_options(model=model) for s in (build_predictor, register_model, promote_model))
                                 if model is not None else (build_predictor, register_model, promote_model))
-    predictor = build(scaler, models, comparison, deploy, ga_weights=ga_weights, stacking_model=stacked,
+    predictor = build(scaler, models, comparison, deploy, params, ga_weights=ga_weights, stacking_model=stacked,
                       average_voting=ensemble.average)
     _, mlflow_version = register(predictor, utterances, comparison, scaler, test_raw, corpora=sorted(roots),
                                  split=split, registered_model=promotion.registered_model, source_fingerprint=source)
     return promote(predictor, test_raw, promotion, mlflow_version)
 
 
-@pipeline(enable_cache=True)
+@pipeline(enable_cache=True, cache_policy=LIBRARY_CACHE_POLICY)
 def training_pipeline(
     corpora: CorporaConfig = CorporaConfig(demo={}),
     ingest: IngestConfig = IngestConfig(),
@@ -208,14 +286,16 @@ def training_pipeline(
     """``families`` maps each family to train to its hyperparameters: fixed when tuning is off;
     when it is on, they stay fixed and the rest of the family's search space (or the
     ``search_spaces`` entry given for it) is searched."""
-    check_configuration(families, tuning, search_spaces, features, ablation)
+    check_configuration(families, tuning, search_spaces, features, ablation, corpora=corpora, split=split)
 
     roots = resolve_corpora(corpora)
+    custom = resolve_custom_corpora(corpora)
+    every_root = {**roots, **{c.name: c.root for c in custom}}
     # content of every file (hashes cached by path, size and mtime): new or edited audio misses the cache
-    fingerprint = files_fingerprint(roots, cache_dir=hash_cache_dir())
-    utterances, rejected = ingest_corpora(roots=roots, options=ingest, fingerprint=fingerprint)
+    fingerprint = files_fingerprint(every_root, cache_dir=hash_cache_dir())
+    utterances, rejected = ingest_corpora(roots=roots, options=ingest, fingerprint=fingerprint, custom=custom)
     compose_training(
-        utterances, rejected, roots, split=split, features=features, families=families, tuning=tuning,
+        utterances, rejected, every_root, split=split, features=features, families=families, tuning=tuning,
         search_spaces=search_spaces, training=training, ensemble=ensemble, stacking=stacking, ablation=ablation,
         deploy=deploy, promotion=promotion, source=source_fingerprint(fingerprint, ingest.model_dump()),
     )

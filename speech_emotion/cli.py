@@ -41,11 +41,21 @@ def _cmd_demo_corpus(args: argparse.Namespace) -> int:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
-    from speech_emotion.corpora import IngestOptions, ingest_corpora
+    from speech_emotion.corpora.common import IngestOptions
+    from speech_emotion.corpora.ingest import ingest_corpora
 
     roots = {c: getattr(args, c) for c in CORPORA if getattr(args, c)}
-    if not roots:
-        print("ser ingest: give at least one of --tess --savee --ravdess --crema", file=sys.stderr)
+    custom = []
+    if args.corpus_config:
+        from speech_emotion.corpora.custom import load_custom_corpora
+
+        try:
+            custom = load_custom_corpora(args.corpus_config)
+        except ValueError as exc:
+            print(f"ser ingest: {exc}", file=sys.stderr)
+            return 2
+    if not roots and not custom:
+        print("ser ingest: give at least one of --tess --savee --ravdess --crema --corpus-config", file=sys.stderr)
         return 2
     options = IngestOptions(
         ravdess_song=args.ravdess_song,
@@ -54,8 +64,8 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         silence_dbfs=args.silence_dbfs,
     )
     try:
-        result = ingest_corpora(roots, options, progress=not args.quiet)
-    except FileNotFoundError as exc:
+        result = ingest_corpora(roots, options, progress=not args.quiet, custom=custom)
+    except (FileNotFoundError, NotADirectoryError, ValueError) as exc:
         print(f"ser ingest: {exc}", file=sys.stderr)
         return 2
     utt_csv, rej_csv = result.write(args.out)
@@ -351,6 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for corpus in CORPORA:
         p.add_argument(f"--{corpus}", metavar="DIR", help=f"{corpus.upper()} root folder")
+    p.add_argument("--corpus-config", metavar="FILE",
+                   help="YAML file with a top-level 'custom:' list of corpora described by a pattern and an "
+                   "emotion map (see the README); relative roots are taken from the file's folder")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for utterances.csv and rejected.csv")
     p.add_argument("--ravdess-song", action="store_true", help="include RAVDESS song files (default: speech only)")
     p.add_argument("--ravdess-calm", choices=["drop", "neutral"], default="drop",

@@ -3,21 +3,24 @@
 These pydantic models are the pipeline's parameters: ``configs/*.yaml`` fill
 them in (``parameters:`` section) and ZenML validates them before a run. They
 hold no logic beyond defaults and validation; the functions that use them live
-next to the work they configure.
+next to the work they configure. The library modules import their records from
+here (``TuningConfig`` in ``tuning``, ``GAConfig`` in ``ensemble``,
+``StackingConfig`` in ``models.stacking``), and this module imports no module
+that imports it back: only the corpora's label set, the feature and
+CNN-LSTM hyperparameter records.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from speech_emotion.corpora.common import CORPORA
-from speech_emotion.ensemble import GAConfig
+from speech_emotion.corpora.custom import CustomCorpus
 from speech_emotion.features import FeatureParams
-from speech_emotion.models.stacking import StackingConfig
-from speech_emotion.tuning import TuningConfig
+from speech_emotion.models.cnn_lstm import CnnLstmHParams
 
 __all__ = [
     "AblationConfig", "CorporaConfig", "DemoCorpusConfig", "DeployConfig", "EnsembleConfig", "FeatureConfig", "GAConfig",
@@ -39,11 +42,12 @@ class DemoCorpusConfig(_Config):
 
 
 class CorporaConfig(_Config):
-    """Where the four corpora are: a folder per corpus, or the demo corpus.
+    """Where the corpora are: a folder per built-in corpus, the demo corpus, and custom corpora.
 
     Relative paths are taken from the project root. A corpus left out (None)
     is not used. When ``demo`` is set, corpora without a folder of their own
-    come from the demo corpus.
+    come from the demo corpus. ``custom`` describes any other corpus by a
+    pattern and an emotion map (:mod:`speech_emotion.corpora.custom`).
     """
 
     tess: str | None = None
@@ -51,12 +55,22 @@ class CorporaConfig(_Config):
     ravdess: str | None = None
     crema: str | None = None
     demo: DemoCorpusConfig | None = None
+    custom: list[CustomCorpus] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _something_to_read(self) -> "CorporaConfig":
-        if self.demo is None and not any(getattr(self, c) for c in CORPORA):
-            raise ValueError("no corpus configured: give at least one of tess/savee/ravdess/crema, or demo")
+        if self.demo is None and not self.custom and not any(getattr(self, c) for c in CORPORA):
+            raise ValueError("no corpus configured: give at least one of tess/savee/ravdess/crema, demo, "
+                             "or a custom corpus")
+        names = [c.name for c in self.custom]
+        if twice := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"corpora.custom: names {twice} are used more than once")
         return self
+
+    def names(self) -> list[str]:
+        """Every corpus this configuration reads: built-in (own folder or demo) and custom."""
+        builtin = [c for c in CORPORA if getattr(self, c) or self.demo is not None]
+        return builtin + [c.name for c in self.custom]
 
     def explicit_roots(self, base: Path) -> dict[str, Path]:
         roots = {}
@@ -92,8 +106,12 @@ class SplitConfig(_Config):
 
     @model_validator(mode="after")
     def _corpus_strategy_needs_corpus(self) -> "SplitConfig":
-        if self.strategy == "corpus" and self.test_corpus not in CORPORA:
-            raise ValueError(f"strategy 'corpus' needs test_corpus, one of {CORPORA}")
+        if self.strategy == "corpus" and not self.test_corpus:
+            raise ValueError(f"split.strategy 'corpus' needs split.test_corpus: one of {CORPORA} or a custom "
+                             "corpus's name")
+        if self.strategy != "corpus" and self.test_corpus is not None:
+            raise ValueError(f"split.test_corpus {self.test_corpus!r} is only used by split.strategy 'corpus', "
+                             f"not {self.strategy!r}: remove it or set strategy: corpus")
         return self
 
 
@@ -118,6 +136,24 @@ class ModelConfig(_Config):
     hparams: dict = Field(default_factory=dict)
 
 
+class TuningConfig(BaseModel):
+    """Hyperband budget and search space (``space``: per-hyperparameter overrides, e.g.
+    ``{"filters_first": [4, 8], "conv_blocks": [1, 2]}``; see ``hypermodels.search_space``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    objective: Literal["val_f1_macro", "val_loss"] = "val_f1_macro"
+    max_epochs: int = Field(10, ge=1)
+    factor: int = Field(3, ge=2)
+    hyperband_iterations: int = Field(1, ge=1)
+    batch_size: int = Field(32, ge=1)
+    seed: int = 0
+    space: dict[str, list] = Field(default_factory=dict)
+    executions_per_trial: int = Field(1, ge=1)
+    mixed_precision: bool = False
+
+
 #: the seed's six families of its Table 13, with their best hyperparameters as defaults
 SEED_FAMILIES: tuple[str, ...] = (
     "cnn_lstm_fused", "cnn1d_lstm", "cnn2d_lstm", "lstm_cnn_2d", "lstm_cnn_1d", "cnn_transformer",
@@ -127,12 +163,38 @@ SEED_FAMILIES: tuple[str, ...] = (
 def check_families(families: dict[str, dict]) -> dict[str, dict]:
     """Every family known and its hyperparameters valid, before any step runs."""
     from speech_emotion.models import get_family
+    from speech_emotion.models.functionals_svm import FAMILY as BASELINE, FunctionalsSvmHParams
 
     if not families:
         raise ValueError("no model family configured")
     for name, hparams in families.items():
+        if name == BASELINE:
+            FunctionalsSvmHParams.from_dict(hparams)
+            continue
         get_family(name).hparams.from_dict(hparams)
     return families
+
+
+class GAConfig(BaseModel):
+    """Hyperparameters of the genetic weight search (chosen experimentally in the seed)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    population_size: int = Field(50, ge=2)
+    generations: int = Field(40, ge=0)
+    crossover_prob: float = Field(0.8, ge=0, le=1)
+    mutation_prob: float = Field(0.2, ge=0, le=1)
+    #: fraction of the genes averaged by a crossover (at least one gene)
+    crossover_gene_fraction: float = Field(0.5, gt=0, le=1)
+    #: fraction of the population kept unchanged into the next generation (at least one)
+    elite_fraction: float = Field(0.1, ge=0, lt=1)
+    tournament_size: int = Field(3, ge=1)
+    restarts: int = Field(5, ge=1)
+    seed: int = Field(0, ge=0)
+
+    @property
+    def n_elite(self) -> int:
+        return min(self.population_size - 1, max(1, int(round(self.elite_fraction * self.population_size))))
 
 
 class EnsembleConfig(_Config):
@@ -141,6 +203,38 @@ class EnsembleConfig(_Config):
     average: bool = True
     ga_enabled: bool = True
     ga: GAConfig = Field(default_factory=GAConfig)
+
+
+class StackingConfig(BaseModel):
+    """Stacking ensemble: base CNN2D-LSTM hyperparameters (the seed's Table 3 by default) and training."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    #: CnnLstmHParams overrides for the binary base models
+    base_hparams: dict[str, Any] = Field(default_factory=dict)
+    meta_units: int = Field(512, ge=1)
+    meta_dropout: float = Field(0.4, ge=0, lt=1)
+    base_epochs: int = Field(30, ge=1)
+    meta_epochs: int = Field(30, ge=1)
+    batch_size: int = Field(32, ge=1)
+    early_stopping_patience: int = Field(5, ge=0)
+    #: learning rate of the meta model (the base models use base_hparams' learning_rate)
+    learning_rate: float = Field(1e-3, gt=0)
+    seed: int = 0
+    #: balanced class weights for the 1:6 one-vs-rest binary models
+    class_weight_balanced: bool = True
+    #: mixed_float16 on GPUs; set here, not inherited from whatever step ran before in the process
+    mixed_precision: bool = False
+
+    @field_validator("base_hparams")
+    @classmethod
+    def _known_hparams(cls, value: dict[str, Any]) -> dict[str, Any]:
+        CnnLstmHParams.from_dict(value)  # raises ValueError on unknown keys
+        return value
+
+    def base_hp(self) -> CnnLstmHParams:
+        return CnnLstmHParams.from_dict(self.base_hparams)
 
 
 class AblationConfig(_Config):
@@ -155,6 +249,8 @@ class TrainingConfig(_Config):
     batch_size: int = Field(32, ge=1)
     early_stopping_patience: int = Field(8, ge=0)
     seed: int = 0
+    #: keras.utils.set_random_seed and TensorFlow's op determinism (GPU runs too; slower there)
+    deterministic: bool = False
     mixed_precision: bool = False
 
 

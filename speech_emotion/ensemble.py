@@ -13,8 +13,8 @@ Genetic algorithm, as in the seed:
 
 - chromosome: one real gene (weight) per model; every individual is
   normalised to sum 1 when created, after crossover and after mutation;
-- fitness: F1-macro (over the classes present in the labels, as
-  :func:`speech_emotion.evaluation.evaluate_probabilities` computes it) of the
+- fitness: F1-macro (:func:`speech_emotion.evaluation.f1_macro_from_confusion`,
+  over the classes present in the labels, as every figure of the project) of the
   argmax of the weighted average. The whole population is scored at once: one
   matrix product ``(pop, M) @ (M, N*C)`` and one ``np.bincount`` of confusion
   counts, no Python loop over samples;
@@ -54,7 +54,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+
+from speech_emotion.config import GAConfig
+from speech_emotion.evaluation import check_labels, f1_macro, f1_macro_from_confusion
 
 logger = logging.getLogger(__name__)
 
@@ -126,47 +128,6 @@ def average_probabilities(
 # --------------------------------------------------------------------------- fitness
 
 
-def _check_labels(y: np.ndarray, n_classes: int) -> np.ndarray:
-    y = np.asarray(y)
-    if y.ndim != 1:
-        raise ValueError(f"labels must be 1-D; got shape {y.shape}")
-    if y.size and not np.issubdtype(y.dtype, np.integer):
-        if not np.all(np.equal(np.mod(y, 1), 0)):
-            raise ValueError("labels must be integer class indices")
-    y = y.astype(np.int64)
-    if y.size and (y.min() < 0 or y.max() >= n_classes):
-        raise ValueError(f"labels must be in [0, {n_classes}); got range [{y.min()}, {y.max()}]")
-    return y
-
-
-def _f1_from_counts(counts: np.ndarray, present: np.ndarray) -> np.ndarray:
-    """F1-macro of confusion counts (..., C, C) [true, pred] over the ``present`` classes."""
-    tp = np.diagonal(counts, axis1=-2, axis2=-1).astype(np.float64)
-    support = counts.sum(axis=-1)  # true
-    predicted = counts.sum(axis=-2)
-    denom = (support + predicted).astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        f1 = np.where(denom > 0, 2.0 * tp / np.where(denom > 0, denom, 1.0), 0.0)
-    return f1[..., present].mean(axis=-1)
-
-
-def f1_macro(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = 7) -> float:
-    """F1-macro over the classes present in ``y_true``, vectorised with ``np.bincount``.
-
-    Equals ``sklearn.metrics.f1_score(y_true, y_pred, labels=np.unique(y_true),
-    average="macro", zero_division=0)``. NaN for empty labels.
-    """
-    y_true = _check_labels(y_true, n_classes)
-    y_pred = _check_labels(y_pred, n_classes)
-    if y_true.shape != y_pred.shape:
-        raise ValueError(f"y_true and y_pred differ in shape: {y_true.shape} vs {y_pred.shape}")
-    if y_true.size == 0:
-        return float("nan")
-    counts = np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
-    present = np.flatnonzero(counts.sum(axis=1))
-    return float(_f1_from_counts(counts, present))
-
-
 def weighted_f1(weights: Sequence[float] | np.ndarray, P: Sequence[np.ndarray] | np.ndarray, y: np.ndarray) -> float:
     """F1-macro of the argmax of the weighted average of (M, N, C) probabilities ``P``.
 
@@ -186,7 +147,6 @@ class _PopulationScorer:
         self.M, self.N, self.C = P.shape
         self.flat = np.ascontiguousarray(P, dtype=np.float64).reshape(self.M, self.N * self.C)
         self.y = y
-        self.present = np.flatnonzero(np.bincount(y, minlength=self.C))
         self.batch = max(1, _MAX_BATCH_VALUES // max(1, self.N * self.C))
 
     def __call__(self, W: np.ndarray) -> np.ndarray:
@@ -200,33 +160,11 @@ class _PopulationScorer:
             pred = (w @ self.flat).reshape(k, self.N, self.C).argmax(axis=2)
             codes = (np.arange(k)[:, None] * CC + self.y[None, :] * self.C + pred).ravel()
             counts = np.bincount(codes, minlength=k * CC).reshape(k, self.C, self.C)
-            out[start : start + k] = _f1_from_counts(counts, self.present)
+            out[start : start + k] = f1_macro_from_confusion(counts)
         return out
 
 
 # --------------------------------------------------------------------------- configuration and result
-
-
-class GAConfig(BaseModel):
-    """Hyperparameters of the genetic weight search (chosen experimentally in the seed)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    population_size: int = Field(50, ge=2)
-    generations: int = Field(40, ge=0)
-    crossover_prob: float = Field(0.8, ge=0, le=1)
-    mutation_prob: float = Field(0.2, ge=0, le=1)
-    #: fraction of the genes averaged by a crossover (at least one gene)
-    crossover_gene_fraction: float = Field(0.5, gt=0, le=1)
-    #: fraction of the population kept unchanged into the next generation (at least one)
-    elite_fraction: float = Field(0.1, ge=0, lt=1)
-    tournament_size: int = Field(3, ge=1)
-    restarts: int = Field(5, ge=1)
-    seed: int = Field(0, ge=0)
-
-    @property
-    def n_elite(self) -> int:
-        return min(self.population_size - 1, max(1, int(round(self.elite_fraction * self.population_size))))
 
 
 @dataclass
@@ -402,7 +340,7 @@ def ga_search_weights(
     """
     P = stack_probabilities(val_probs)
     M, N, C = P.shape
-    y = _check_labels(val_labels, C)
+    y = check_labels(val_labels, C)
     if len(y) != N:
         raise ValueError(f"{len(y)} labels for probabilities of {N} samples")
     if N == 0:

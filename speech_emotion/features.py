@@ -16,8 +16,8 @@ unpadded clip: every feature here equals what the corresponding
 fraction of the cost of the seed's one-call-per-feature loop (bench/).
 
 Extraction is cached per clip in a folder of ``.npz`` files keyed by the clip's
-content hash and the feature parameters, so adding audio files only computes
-features for the new ones.
+content hash, the feature parameters and the feature code, so adding audio files
+only computes features for the new ones.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from speech_emotion.audio import load_audio
+from speech_emotion.provenance import feature_code_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -172,10 +173,16 @@ def clip_features(y: np.ndarray, params: FeatureParams = FeatureParams()) -> Cli
 
 
 class FeatureCache:
-    """One ``.npz`` per (clip content, feature parameters) in a folder."""
+    """One ``.npz`` per (clip content, feature parameters, feature code) in a folder.
+
+    Entries live under ``<root>/<parameters' key>-<feature code's key>``: an edit to the
+    feature or audio code, or another librosa/numpy/soxr version, starts a fresh folder
+    instead of serving features the current code would not compute
+    (:func:`speech_emotion.provenance.feature_code_fingerprint`).
+    """
 
     def __init__(self, root: str | Path, params: FeatureParams):
-        self.root = Path(root) / params.key()
+        self.root = Path(root) / f"{params.key()}-{feature_code_fingerprint()[:12]}"
         self.root.mkdir(parents=True, exist_ok=True)
 
     def _path(self, content_hash: str) -> Path:

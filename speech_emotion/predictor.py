@@ -102,6 +102,20 @@ def choose_model(comparison: pd.DataFrame, requested: str, available: Sequence[s
                                f"scaling-ablation rows excluded{note}{runner_up}")
 
 
+def _classes(member) -> tuple[str, ...]:
+    from speech_emotion.corpora.common import EMOTIONS
+
+    return tuple(getattr(member, "classes", EMOTIONS))  # the baseline predicts EMOTIONS in order
+
+
+def _load_member(folder: Path, entry: dict):
+    if entry.get("kind", "keras") == "keras":
+        return load_trained(str(folder), entry["file"])
+    from speech_emotion.models.functionals_svm import load_model
+
+    return load_model(folder / entry["file"])
+
+
 def _windows(y: np.ndarray, n: int) -> list[tuple[int, np.ndarray]]:
     """Consecutive windows of ``n`` samples covering ``y``; the last one ends with the clip."""
     if y.shape[0] <= n:
@@ -123,7 +137,8 @@ class _Decoded:
 class Predictor:
     """The chosen model with the features and scaler it was trained with."""
 
-    members: list[TrainedModel]
+    #: Keras networks (:class:`TrainedModel`) and/or the classical baseline (``FunctionalsSvm``)
+    members: list
     scaler: FeatureScaler
     feature_params: FeatureParams
     kind: str = "single"
@@ -145,20 +160,39 @@ class Predictor:
             raise ValueError(f"a {self.kind} predictor needs at least two members")
         if self.weights is not None and len(self.weights) != len(self.members):
             raise ValueError(f"{len(self.weights)} weights for {len(self.members)} members")
-        self.classes = tuple(self.classes or self.members[0].classes)
+        self.classes = tuple(self.classes or _classes(self.members[0]))
         for member in self.members:
-            if tuple(member.classes) != self.classes:
-                raise ValueError(f"member {member.name} has classes {member.classes}, the predictor {self.classes}")
+            if _classes(member) != self.classes:
+                raise ValueError(f"member {member.name} has classes {_classes(member)}, the predictor {self.classes}")
         self.name = self.name or (self.members[0].name if self.kind in ("single", "stacking") else self.kind)
 
     # ------------------------------------------------------------------ scoring
 
-    def predict_features(self, features) -> np.ndarray:
-        """(N, C) probabilities for unscaled features (a FeatureSet from extraction)."""
+    @property
+    def needs_audio(self) -> bool:
+        """Whether a member reads the waveform itself (the functionals baseline), not only the features."""
+        return any(not isinstance(m, TrainedModel) for m in self.members)
+
+    def predict_features(self, features, waveforms: Sequence[np.ndarray] | None = None) -> np.ndarray:
+        """(N, C) probabilities for unscaled features (a FeatureSet from extraction); the functionals
+        baseline also needs the N ``waveforms`` (mono, at the feature sample rate)."""
         if len(features) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
         scaled = self.scaler.transform(features) if self.scaler.scalers else features
-        probs = [m.predict_proba(scaled) for m in self.members]
+        functionals: dict[str, np.ndarray] = {}
+        probs = []
+        for m in self.members:
+            if isinstance(m, TrainedModel):
+                probs.append(m.predict_proba(scaled))
+                continue
+            if waveforms is None:
+                raise ValueError(f"member {m.name} computes functionals from the audio: pass the waveforms")
+            kind = m.hparams["features"]
+            if kind not in functionals:
+                from speech_emotion.models.functionals_svm import FunctionalsExtractor
+
+                functionals[kind] = FunctionalsExtractor(kind, self.feature_params.sample_rate).signals(waveforms)
+            probs.append(m.predict_proba(functionals[kind]))
         if len(probs) == 1:
             return probs[0]
         from speech_emotion.ensemble import average_probabilities
@@ -195,15 +229,17 @@ class Predictor:
     def _score(self, decoded: list[_Decoded]) -> list[dict]:
         """One result row per decoded clip; the windows of all clips go through the models together."""
         n = self.feature_params.n_samples
-        clips, owner, starts = [], [], []
+        clips, waves, owner, starts = [], [], [], []
         for i, d in enumerate(decoded):
             if d.y is None:
                 continue
             for start, window in _windows(d.y, n):
                 clips.append(clip_features(window, self.feature_params))
+                waves.append(window)
                 owner.append(i)
                 starts.append(start / self.feature_params.sample_rate)
-        probs = self.predict_features(feature_set_from_clips(clips, self.feature_params)) if clips else None
+        probs = (self.predict_features(feature_set_from_clips(clips, self.feature_params), waves if self.needs_audio
+                                       else None) if clips else None)
         owner = np.asarray(owner, dtype=int)
         rows = []
         for i, d in enumerate(decoded):
@@ -284,6 +320,7 @@ class Predictor:
             "duration_s": self.feature_params.duration_s,
             "feature_params": self.feature_params.model_dump(),
             "members": [{"name": m.name, "family": m.family, "file": f"member_{i}",
+                         "kind": "keras" if isinstance(m, TrainedModel) else "functionals_svm",
                          "weight": None if self.weights is None else float(self.weights[i])}
                         for i, m in enumerate(self.members)],
             "min_confidence": self.min_confidence,
@@ -293,11 +330,17 @@ class Predictor:
         }
 
     def save(self, folder: str | os.PathLike) -> Path:
-        """``manifest.json``, ``scaler.npz`` and ``member_<i>.keras`` / ``.json`` in ``folder`` (flat)."""
+        """``manifest.json``, ``scaler.npz``, ``member_<i>.keras`` / ``.json`` for a network and a
+        ``member_<i>/`` folder (skops, no pickle) for the functionals baseline, in ``folder``."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         for i, member in enumerate(self.members):
-            save_trained(member, str(folder), f"member_{i}")
+            if isinstance(member, TrainedModel):
+                save_trained(member, str(folder), f"member_{i}")
+            else:
+                from speech_emotion.models.functionals_svm import save_model
+
+                save_model(member, folder / f"member_{i}")
         (folder / SCALER).write_bytes(self.scaler.to_npz())
         (folder / MANIFEST).write_text(json.dumps(self.manifest(), indent=2, default=str))
         return folder
@@ -312,7 +355,7 @@ class Predictor:
         if manifest.get("format") != FORMAT_VERSION:
             raise ValueError(f"{manifest_path}: predictor format {manifest.get('format')!r}, "
                              f"this version reads {FORMAT_VERSION}")
-        members = [load_trained(str(folder), m["file"]) for m in manifest["members"]]
+        members = [_load_member(folder, m) for m in manifest["members"]]
         weights = [m["weight"] for m in manifest["members"]]
         return cls(
             members=members,

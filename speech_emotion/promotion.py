@@ -23,12 +23,13 @@ def score_on(predictor: Predictor, test) -> dict[str, float]:
     """Accuracy and F1-macro of ``predictor`` on an unscaled test FeatureSet (labels index EMOTIONS).
 
     Features are reused when the predictor was trained with the same feature
-    parameters; otherwise its own features are extracted from the clips' audio.
+    parameters (and needs no functionals of the audio); otherwise it labels the
+    clips' audio itself.
     """
     if len(test) == 0:
         raise ValueError("the test split is empty: nothing to score the predictors on")
     same = predictor.feature_params.model_dump() == {k: test.params.get(k) for k in predictor.feature_params.model_dump()}
-    if same:
+    if same and not predictor.needs_audio:
         probs = predictor.predict_features(test)
     else:
         table = predictor.predict_paths(list(map(str, test.utterance_ids)))

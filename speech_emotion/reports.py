@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from speech_emotion.corpora.common import CORPORA, EMOTIONS
+from speech_emotion.corpora.common import EMOTIONS, corpus_order
 
 
 def _pyplot():
@@ -39,7 +39,7 @@ def duration_table(splits: dict[str, pd.DataFrame]) -> pd.DataFrame:
         if not df.empty:
             rows.append((name, df))
     all_rows = pd.concat([df for _, df in rows]) if rows else pd.DataFrame(columns=["corpus", "duration_s"])
-    for corpus in CORPORA:
+    for corpus in corpus_order(all_rows["corpus"]):
         part = all_rows[all_rows["corpus"] == corpus]
         if not part.empty:
             rows.append((corpus, part))
@@ -75,7 +75,7 @@ def class_distribution_figure(df: pd.DataFrame, title: str):
 def per_corpus_class_figure(df: pd.DataFrame):
     """Figure 2 for every corpus at once: class distribution within each origin."""
     plt = _pyplot()
-    present = [c for c in CORPORA if (df["corpus"] == c).any()]
+    present = corpus_order(df["corpus"])
     fig, axes = plt.subplots(1, max(1, len(present)), figsize=(4 * max(1, len(present)), 3.5), squeeze=False)
     for ax, corpus in zip(axes[0], present):
         counts = df[df["corpus"] == corpus]["emotion"].value_counts().reindex(EMOTIONS, fill_value=0)
@@ -90,9 +90,10 @@ def origin_distribution_figure(splits: dict[str, pd.DataFrame]):
     """Figure 3: number of samples per origin, one panel per split."""
     plt = _pyplot()
     names = [n for n, df in splits.items() if not df.empty]
+    origins = corpus_order(set().union(*(set(df["corpus"]) for df in splits.values())))
     fig, axes = plt.subplots(1, max(1, len(names)), figsize=(4 * max(1, len(names)), 3.5), squeeze=False)
     for ax, name in zip(axes[0], names):
-        counts = splits[name]["corpus"].value_counts().reindex(CORPORA, fill_value=0)
+        counts = splits[name]["corpus"].value_counts().reindex(origins, fill_value=0)
         bars = ax.bar(counts.index, counts.values, color="tab:orange")
         ax.bar_label(bars)
         ax.set_title(f"origin of samples ({name})")

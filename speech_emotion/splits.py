@@ -21,6 +21,11 @@ logger = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 
 
+def _counts(df: pd.DataFrame) -> str:
+    """Utterances per corpus, for messages: "crema 3, tess 1"."""
+    return ", ".join(f"{c} {n}" for c, n in df["corpus"].value_counts().sort_index().items()) or "none"
+
+
 def _strata(df: pd.DataFrame, n_holdout: int) -> pd.Series | None:
     """Stratify by class x origin when every stratum can be split, else by class, else not at all."""
     n_rest = len(df) - n_holdout
@@ -31,8 +36,12 @@ def _strata(df: pd.DataFrame, n_holdout: int) -> pd.Series | None:
     return None
 
 
-def _stratified(df: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _stratified(df: pd.DataFrame, fraction: float, seed: int, name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     n_holdout = int(np.ceil(fraction * len(df)))
+    if len(df) - n_holdout < 1:
+        raise ValueError(f"split: the {name} split takes {fraction:.0%} of {len(df)} utterances ({n_holdout}) and "
+                         f"leaves {len(df) - n_holdout} to train on; at least 2 utterances are needed here "
+                         f"({_counts(df)})")
     strata = _strata(df, n_holdout)
     if strata is None:
         logger.warning("split: too few utterances per class to stratify; splitting at random")
@@ -40,11 +49,12 @@ def _stratified(df: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFr
     return rest, holdout
 
 
-def _by_speaker(df: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _by_speaker(df: pd.DataFrame, fraction: float, seed: int, name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     n_groups = df["speaker"].nunique()
     n_splits = int(min(max(2, round(1 / fraction)), n_groups))
     if n_splits < 2:
-        raise ValueError("speaker-independent split needs at least two speakers")
+        raise ValueError(f"split: the {name} split of the speaker strategy needs utterances of at least 2 speakers; "
+                         f"{len(df)} utterances of {n_groups} speaker(s) are left ({_counts(df)})")
     cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     rest_idx, holdout_idx = next(cv.split(df, df["emotion"], groups=df["speaker"]))
     return df.iloc[rest_idx], df.iloc[holdout_idx]
@@ -64,11 +74,14 @@ def split_utterances(utterances: pd.DataFrame, config: SplitConfig) -> dict[str,
         if not is_test.any():
             raise ValueError(f"test_corpus {config.test_corpus!r} has no ingested utterance")
         rest, test = df[~is_test], df[is_test]
+        if rest.empty:
+            raise ValueError(f"split: the test split holds out all {len(test)} utterances of {config.test_corpus!r}, "
+                             "the only corpus ingested; no utterance is left for train and val")
     elif config.test_fraction > 0:
-        rest, test = split(df, config.test_fraction, config.seed)
+        rest, test = split(df, config.test_fraction, config.seed, "test")
     else:
         rest, test = df, df.iloc[:0]
-    train, val = split(rest, config.val_fraction, config.seed + 1)
+    train, val = split(rest, config.val_fraction, config.seed + 1, "val")
 
     out = {name: part.sort_values("path").reset_index(drop=True) for name, part in zip(SPLITS, (train, val, test))}
     logger.info("split (%s): %s", config.strategy, {k: len(v) for k, v in out.items()})

@@ -18,6 +18,16 @@ logger = logging.getLogger(__name__)
 Inputs = np.ndarray | Sequence[np.ndarray]
 
 
+def make_deterministic(seed: int) -> None:
+    """Seed Python, NumPy and TensorFlow (``keras.utils.set_random_seed``) and make TensorFlow's ops
+    deterministic (``tf.config.experimental.enable_op_determinism``), on GPUs too. Process-wide."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
 def make_dataset(x: Inputs, y: np.ndarray, batch_size: int, shuffle: bool, seed: int):
     """A batched, prefetched ``tf.data.Dataset`` of ``(x, y)``; ``x`` a list of arrays gives tuple inputs."""
     import tensorflow as tf
@@ -47,6 +57,8 @@ def train_model(
     """Build the configured family and train it, keeping the epoch with the best validation loss."""
     import keras
 
+    if training.deterministic:
+        make_deterministic(training.seed)
     keras.utils.set_random_seed(training.seed)
     keras.mixed_precision.set_global_policy("mixed_float16" if training.mixed_precision else "float32")
 

@@ -20,32 +20,14 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
 
+from speech_emotion.config import TuningConfig
 from speech_emotion.features import FeatureSet
 
 logger = logging.getLogger(__name__)
-
-
-class TuningConfig(BaseModel):
-    """Hyperband budget and search space (``space``: per-hyperparameter overrides, e.g.
-    ``{"filters_first": [4, 8], "conv_blocks": [1, 2]}``; see ``hypermodels.search_space``)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: bool = True
-    objective: Literal["val_f1_macro", "val_loss"] = "val_f1_macro"
-    max_epochs: int = Field(10, ge=1)
-    factor: int = Field(3, ge=2)
-    hyperband_iterations: int = Field(1, ge=1)
-    batch_size: int = Field(32, ge=1)
-    seed: int = 0
-    space: dict[str, list] = Field(default_factory=dict)
-    executions_per_trial: int = Field(1, ge=1)
-    mixed_precision: bool = False
 
 
 @dataclass

@@ -9,6 +9,7 @@ from zenml import step
 from zenml.types import HTMLString
 
 from speech_emotion import reports
+from speech_emotion.evaluation import compare_to_baseline
 from steps import _tracking
 from steps.evaluate import SPLIT_NOTE
 
@@ -19,6 +20,7 @@ def compare_models(
 ) -> tuple[Annotated[pd.DataFrame, "comparison"], Annotated[HTMLString, "comparison_report"]]:
     table = pd.concat([m for m in metrics if len(m)], ignore_index=True)
     table = table.sort_values(["split", "f1_macro"], ascending=[True, False]).reset_index(drop=True)
+    table = compare_to_baseline(table)  # the classical baseline's figures beside every model's
     report = reports.HtmlReport("Model comparison")
     report.paragraph(SPLIT_NOTE)
     for split in ("val", "test"):

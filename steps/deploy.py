@@ -22,7 +22,8 @@ from materializers import PredictorMaterializer
 from speech_emotion import versions
 from speech_emotion.config import DeployConfig, PromotionConfig, SplitConfig
 from speech_emotion.corpora.fingerprint import data_fingerprint
-from speech_emotion.features import FeatureScaler, FeatureSet
+from speech_emotion.features import FeatureParams, FeatureScaler, FeatureSet
+from speech_emotion.models.functionals_svm import FunctionalsSvm
 from speech_emotion.models.trained import TrainedModel
 from speech_emotion.predictor import Predictor, choose_model
 from speech_emotion.promotion import decide
@@ -42,9 +43,10 @@ def _model_version():
 @step(output_materializers=PredictorMaterializer)
 def build_predictor(
     scaler: FeatureScaler,
-    family_models: list[TrainedModel],
+    family_models: list[TrainedModel | FunctionalsSvm],
     comparison: pd.DataFrame,
     deploy: DeployConfig,
+    feature_params: FeatureParams,
     ga_weights: pd.DataFrame | None = None,
     stacking_model: TrainedModel | None = None,
     average_voting: bool = False,
@@ -79,17 +81,11 @@ def build_predictor(
         "selected_on": "val",
         "val_f1_macro": float(val.iloc[0]["f1_macro"]) if len(val) else None,
     }
-    predictor = Predictor(members=members, scaler=scaler, feature_params=_feature_params(members[0]), kind=kind,
+    predictor = Predictor(members=members, scaler=scaler, feature_params=feature_params, kind=kind,
                           name=name, weights=weights, min_confidence=deploy.min_confidence, info=info)
     logger.info("predictor: %s", predictor.describe())
     log_metadata(metadata={"deployed_model": name, "reason": reason})
     return predictor
-
-
-def _feature_params(model: TrainedModel):
-    from speech_emotion.features import FeatureParams
-
-    return FeatureParams(**{k: v for k, v in model.feature_params.items() if k in FeatureParams.model_fields})
 
 
 def _link_inputs_to_model_version(model_version) -> None:

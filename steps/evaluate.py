@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
@@ -68,6 +68,24 @@ def report_evaluation(report: reports.HtmlReport, ev: Evaluation) -> None:
     logger.info("%s on %s: accuracy %.4f, F1-macro %.4f, loss %.4f", ev.name, ev.split, ev.accuracy, ev.f1_macro, ev.loss)
 
 
+def evaluate_splits(report: reports.HtmlReport, model: Any, splits: list[tuple[str, FeatureSet, Any]]):
+    """Each ``(split, features, inputs)``: ``model.timed_predict_proba(inputs)`` evaluated against the
+    features' labels and origins, into the report, MLflow and the step's metadata. Returns the summary
+    rows and the probabilities per split (those of an empty split too, for the ensembles)."""
+    rows, probs = [], {}
+    for split, features, inputs in splits:
+        p, seconds = model.timed_predict_proba(inputs)
+        probs[split] = p
+        if len(features) == 0:
+            continue
+        ev = evaluate_probabilities(model.name, split, p, features.labels, features.corpus,
+                                    inference_time_s=seconds, n_params=model.n_params)
+        rows.append(ev.summary_row())
+        report_evaluation(report, ev)
+        log_metadata(metadata={f"{split}_{k}": v for k, v in ev.summary_row().items() if k not in ("model", "split")})
+    return rows, probs
+
+
 @step(experiment_tracker=True)
 def evaluate_model(
     model: TrainedModel, val: FeatureSet, test: FeatureSet
@@ -81,17 +99,7 @@ def evaluate_model(
     matrices. The probabilities feed the ensembles."""
     report = reports.HtmlReport(f"Evaluation of {model.name}")
     report.paragraph(SPLIT_NOTE)
-    rows, probs = [], {}
-    for split, features in (("val", val), ("test", test)):
-        p, seconds = model.timed_predict_proba(features)
-        probs[split] = p
-        if len(features) == 0:
-            continue
-        ev = evaluate_probabilities(model.name, split, p, features.labels, features.corpus,
-                                    inference_time_s=seconds, n_params=model.n_params)
-        rows.append(ev.summary_row())
-        report_evaluation(report, ev)
-        log_metadata(metadata={f"{split}_{k}": v for k, v in ev.summary_row().items() if k not in ("model", "split")})
+    rows, probs = evaluate_splits(report, model, [("val", val, val), ("test", test, test)])
 
     metrics = pd.DataFrame(rows)
     report.heading("Summary")

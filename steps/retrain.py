@@ -10,8 +10,10 @@ from zenml import log_metadata, step
 
 from speech_emotion import versions
 from speech_emotion.config import IngestConfig, RetrainConfig
-from speech_emotion.corpora import IngestOptions, ingest_corpora as ingest
+from speech_emotion.corpora.common import IngestOptions
+from speech_emotion.corpora.ingest import ingest_corpora as ingest
 from speech_emotion.corpora.common import Rejection, Utterance
+from speech_emotion.corpora.custom import CustomCorpus
 from speech_emotion.corpora.fingerprint import data_fingerprint, files_fingerprint, source_fingerprint
 from speech_emotion.retraining import CHANGE_COLUMNS, RetrainDecision, decide, diff_utterances
 from steps import _tracking
@@ -21,7 +23,8 @@ logger = logging.getLogger(__name__)
 
 @step(enable_cache=False, experiment_tracker=True)
 def check_for_new_data(
-    roots: dict[str, str], options: IngestConfig, retrain: RetrainConfig, hash_cache_dir: str
+    roots: dict[str, str], options: IngestConfig, retrain: RetrainConfig, hash_cache_dir: str,
+    custom: list[CustomCorpus] | None = None,
 ) -> tuple[
     Annotated[pd.DataFrame, "utterances"],
     Annotated[pd.DataFrame, "rejected"],
@@ -35,7 +38,9 @@ def check_for_new_data(
     their data fingerprint compared; the changes per corpus and class are logged either way."""
     production = versions.production_version(retrain.model)
     meta = (production.run_metadata or {}) if production is not None else {}
-    source = source_fingerprint(files_fingerprint(roots, cache_dir=hash_cache_dir), options.model_dump())
+    custom = custom or []
+    every_root = {**roots, **{c.name: c.root for c in custom}}
+    source = source_fingerprint(files_fingerprint(every_root, cache_dir=hash_cache_dir), options.model_dump())
     empty = (pd.DataFrame(columns=Utterance.columns()), pd.DataFrame(columns=Rejection.columns()))
     if production is not None and not retrain.force and meta.get("source_fingerprint") == source:
         utterances, rejected = empty
@@ -45,7 +50,7 @@ def check_for_new_data(
                                    production_fingerprint=meta.get("data_fingerprint"),
                                    production_version=production.name)
     else:
-        result = ingest(roots, IngestOptions(**options.model_dump()), progress=True)
+        result = ingest(roots, IngestOptions(**options.model_dump()), progress=True, custom=custom)
         utterances, rejected = result.utterances, result.rejected
         previous = None
         if production is not None and production.get_artifact("utterances") is not None:

@@ -28,7 +28,7 @@ def tiny_features(n: int, seed: int = 0, frames: int = 32, n_classes: int = 7) -
 
 def demo_features(roots: dict, params, corpora=("tess", "savee")):
     """Ingested utterances of the demo corpus and their unscaled features."""
-    from speech_emotion.corpora import ingest_corpora
+    from speech_emotion.corpora.ingest import ingest_corpora
     from speech_emotion.corpora.common import EMOTION_TO_INDEX
     from speech_emotion.features import extract_features
 

@@ -55,7 +55,9 @@ def test_paper_profile_is_the_seed():
     # Table 8 and Table 10
     assert (f["lstm_cnn_1d"]["lstm_units"], f["lstm_cnn_1d"]["dropout"]) == (52, 0.2)
     assert (f["lstm_cnn_2d"]["lstm_units"], f["lstm_cnn_2d"]["filters_first"], f["lstm_cnn_2d"]["filters_next"]) == (64, 128, 256)
-    assert set(f) == {"cnn_lstm_fused", "cnn1d_lstm", "cnn2d_lstm", "lstm_cnn_2d", "lstm_cnn_1d", "cnn_transformer"}
+    assert set(f) == {"cnn_lstm_fused", "cnn1d_lstm", "cnn2d_lstm", "lstm_cnn_2d", "lstm_cnn_1d", "cnn_transformer",
+                      "functionals_svm"}  # the six of the seed, and the classical baseline
+    assert f["functionals_svm"] == {"features": "compare", "C": 10.0, "gamma": "scale"}
     # section 3 features, section 5 validation split, section 6.2 meta MLP
     assert (p["features"]["n_mfcc"], p["features"]["n_mels"], p["features"]["n_chroma"], p["features"]["duration_s"]) == (40, 128, 12, 8.0)
     assert p["split"]["val_fraction"] == 0.2
@@ -86,3 +88,26 @@ def test_configuration_that_would_be_ignored_or_contradictory_is_refused():
         check_configuration(**{**ok, "search_spaces": {"cnn1d_lstm": {"dropout": [0.0]}}})
     with pytest.raises(ValueError, match="ablation families"):
         check_configuration(**{**ok, "ablation": AblationConfig(scaling=True, families=["cnn1d_lstm"])})
+
+    with pytest.raises(ValueError, match=r"search_spaces.cnn2d_lstm.lstm: cnn2d_lstm has no hyperparameter 'lstm'"):
+        check_configuration(**{**ok, "search_spaces": {"cnn2d_lstm": {"lstm": [8]}}})
+    with pytest.raises(ValueError, match=r"search_spaces.cnn2d_lstm.dropout: .*must be in \[0, 1\)"):
+        check_configuration(**{**ok, "search_spaces": {"cnn2d_lstm": {"dropout": [0.0, 1.5]}}})
+    with pytest.raises(ValueError, match=r"search_spaces is set for \['cnn2d_lstm'\] but tuning.enabled is false"):
+        check_configuration(**{**ok, "tuning": TuningConfig(enabled=False),
+                               "search_spaces": {"cnn2d_lstm": {"lstm_units": [8]}}})
+
+
+@pytest.mark.parametrize("path", PROFILES, ids=lambda p: p.name)
+def test_profile_passes_the_pipeline_checks(path):
+    from pipelines.training import check_configuration
+    from speech_emotion.config import AblationConfig, CorporaConfig, FeatureConfig, SplitConfig, TuningConfig
+
+    p = yaml.safe_load(path.read_text())["parameters"]
+    if "corpora" not in p:  # the inference pipeline reads a folder, not corpora
+        pytest.skip(f"{path.name} configures no training")
+    check_configuration(
+        p.get("families", {"cnn2d_lstm": {}}), TuningConfig(**p.get("tuning", {"enabled": False})),
+        p.get("search_spaces", {}), FeatureConfig(**p.get("features", {})), AblationConfig(**p.get("ablation", {})),
+        corpora=CorporaConfig(**p["corpora"]), split=SplitConfig(**p.get("split", {})),
+    )

@@ -16,19 +16,18 @@ from speech_emotion.corpora import (
     CORPORA,
     EMOTIONS,
     IngestOptions,
-    IngestResult,
     NameParseError,
     ParsedName,
     Rejection,
     RejectReason,
     Utterance,
     crema,
-    ingest_corpora,
     list_files,
     ravdess,
     savee,
     tess,
 )
+from speech_emotion.corpora.ingest import CorpusNamingError, IngestResult, ingest_corpora
 
 LFS_POINTER = (
     b"version https://git-lfs.github.com/spec/v1\n"
@@ -601,10 +600,29 @@ def test_roots(tmp_path: Path) -> None:
         ingest_corpora({"savee": tmp_path / "nowhere"}, progress=False)
     with pytest.raises(ValueError, match="emodb"):
         ingest_corpora({"emodb": tmp_path}, progress=False)
-    (tmp_path / "empty").mkdir()
-    result = ingest({"tess": None, "savee": tmp_path / "empty", "crema": None})
+    result = ingest({"tess": None, "savee": None, "crema": None})
     assert result.found == 0 and result.utterances.empty and result.rejected.empty
     assert "(none)" in result.summary()
+
+
+def test_a_folder_where_no_name_parses_is_refused(tmp_path: Path) -> None:
+    """RAVDESS given as TESS used to reject every file one by one and train on without it."""
+    ravdess_root = tmp_path / "RAVDESS"
+    wav(ravdess_root / "Actor_01" / "03-01-05-01-02-01-01.wav", 48000)
+    wav(ravdess_root / "Actor_02" / "03-01-06-01-02-01-02.wav", 48000)
+    with pytest.raises(CorpusNamingError) as info:
+        ingest_corpora({"tess": ravdess_root}, progress=False)
+    message = str(info.value)
+    assert message.startswith(f"no file under {ravdess_root} matches the tess naming; is this the right folder?")
+    assert "2 .wav files; the first, Actor_01/03-01-05-01-02-01-01.wav: TESS name" in message
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CorpusNamingError, match=r"matches the savee naming.*\(the folder is empty\)"):
+        ingest_corpora({"savee": tmp_path / "empty"}, progress=False)
+    put(tmp_path / "docs" / "README.txt", b"x")
+    with pytest.raises(CorpusNamingError, match=r"1 files, none of them a .wav file"):
+        ingest_corpora({"crema": tmp_path / "docs"}, progress=False)
+    # the same folder given as the right corpus is ingested
+    assert len(ingest({"ravdess": ravdess_root}).utterances) == 2
 
 
 def test_list_files_includes_hidden_and_nested(tmp_path: Path) -> None:

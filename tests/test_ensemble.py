@@ -17,7 +17,6 @@ from speech_emotion.ensemble import (
     _deap_classes,
     average_crossover,
     average_probabilities,
-    f1_macro,
     fitness_figure,
     ga_search_weights,
     make_individual,
@@ -28,6 +27,7 @@ from speech_emotion.ensemble import (
     normalise,
     weighted_f1,
 )
+from speech_emotion.evaluation import f1_macro
 
 FAST = GAConfig(population_size=20, generations=12, restarts=2, seed=3)
 

@@ -107,11 +107,22 @@ def test_training_pipeline_end_to_end(e2e_tmp, stack_id):
     assert stacked.predict_proba(val).shape == (len(val), 7)
 
     comparison = run.steps["compare_models"].outputs["comparison"][0].load()
-    expected = {"cnn2d_lstm", "cnn1d_lstm", "cnn2d_lstm_no_scaled", "average_voting", "ga_ensemble", "stacking"}
+    expected = {"cnn2d_lstm", "cnn1d_lstm", "functionals_svm", "cnn2d_lstm_no_scaled", "average_voting",
+                "ga_ensemble", "stacking"}
     assert set(comparison[comparison["split"] == "test"]["model"]) == expected
     assert set(comparison["split"]) == {"val", "test"}
+    baseline_rows = comparison[comparison["model"] == "functionals_svm"].set_index("split")
+    assert (comparison["baseline_f1_macro"] == comparison["split"].map(baseline_rows["f1_macro"])).all()
     weights = run.steps["ensemble_models"].outputs["ga_weights"][0].load()
-    assert list(weights["model"]) == ["cnn2d_lstm", "cnn1d_lstm"]
+    assert list(weights["model"]) == ["cnn2d_lstm", "cnn1d_lstm", "functionals_svm"]  # the baseline is a member
+
+    # the classical baseline: eGeMAPS functionals, a validation grid, an SVM stored with skops
+    svm = run.steps["train_functionals_svm_model"].outputs["functionals_svm_model"][0].load()
+    val_functionals = run.steps["extract_val_functionals"].outputs["functionals"][0].load()
+    assert val_functionals.shape == (len(val), 88)
+    assert svm.predict_proba(val_functionals).shape == (len(val), 7)
+    grid = run.steps["tune_functionals_svm"].outputs["tuning_trials"][0].load()
+    assert len(grid) == 9 and svm.hparams["features"] == "egemaps"
     assert weights["weight"].sum() == pytest.approx(1.0)
     report = run.steps["analyse_dataset"].outputs["dataset_report"][0].load()
     assert "Table 1" in report and "data:image/png;base64" in report
@@ -127,6 +138,7 @@ def test_training_pipeline_end_to_end(e2e_tmp, stack_id):
                 "cnn2d_lstm.val_inference_time_s", "cnn2d_lstm.n_params", "cnn2d_lstm.test_accuracy",
                 "cnn2d_lstm.val_accuracy_crema", "cnn1d_lstm.test_f1_macro", "cnn2d_lstm_no_scaled.val_accuracy",
                 "average_voting.test_f1_macro", "ga_ensemble.test_f1_macro", "stacking.test_accuracy",
+                "functionals_svm.test_f1_macro", "functionals_svm.val_accuracy_crema",
                 "files_found", "ga.fitness_val_f1"):
         assert key in m, f"{key} missing from MLflow metrics {sorted(m)}"
     assert m["files_found"] == len(utterances) + len(rejected)

@@ -77,6 +77,30 @@ def test_save_load_round_trip_gives_identical_probabilities(tmp_path, ensemble, 
     assert manifest["duration_s"] == PARAMS.duration_s and "keras" in manifest["library_versions"]
 
 
+def test_an_ensemble_with_the_functionals_baseline_round_trips(tmp_path, trained):
+    """The classical baseline is a member like a network: it reads functionals of each window's audio."""
+    from speech_emotion.audio import load_audio
+    from speech_emotion.models.functionals_svm import FunctionalsExtractor, FunctionalsSvmHParams, train_functionals_svm
+
+    paths = trained["utterances"]["path"].tolist()
+    extractor = FunctionalsExtractor("librosa", PARAMS.sample_rate)
+    x = extractor.files(paths)
+    svm = train_functionals_svm(x, trained["raw"].labels, x, trained["raw"].labels,
+                                FunctionalsSvmHParams(features="librosa"))
+    net = trained["models"][0]
+    mixed = Predictor(members=[net, svm], scaler=trained["scaler"], feature_params=PARAMS, kind="ga_ensemble",
+                      weights=[0.25, 0.75])
+    assert mixed.needs_audio
+    table = mixed.predict_paths(paths[:3])
+    # the same clips, shorter than a window: the functionals of the whole clip, the features of training
+    expected = 0.25 * net.predict_proba(trained["scaled"].subset(np.arange(3))) + 0.75 * svm.predict_proba(
+        extractor.signals([load_audio(p, PARAMS.sample_rate) for p in paths[:3]]))
+    np.testing.assert_allclose(table[list(EMOTIONS)].to_numpy(float), expected, atol=1e-5)
+    loaded = Predictor.load(mixed.save(tmp_path / "mixed"))
+    assert (tmp_path / "mixed" / "member_1" / "model.skops").is_file()
+    pd.testing.assert_frame_equal(loaded.predict_paths(paths[:3]), table)
+
+
 def test_long_clip_is_scored_over_windows_and_averaged(tmp_path, single):
     rng = np.random.default_rng(0)
     sr, n = 16000, PARAMS.n_samples

@@ -77,3 +77,24 @@ def test_split_does_not_depend_on_where_the_corpora_are_mounted():
     b = split_utterances(moved, SplitConfig(seed=5))
     for name in ("train", "val", "test"):
         assert sorted(a[name]["path"]) == sorted(b[name]["path"].str.replace(r"^/(zzz/mnt|aaa)", "", regex=True))
+
+
+def test_too_few_utterances_name_the_split_and_the_counts():
+    df = _table()
+    one = df.iloc[:1]
+    with pytest.raises(ValueError, match=r"split: the test split takes 10% of 1 utterances \(1\) and leaves 0 to train on"):
+        split_utterances(one, SplitConfig(test_fraction=0.1))
+    with pytest.raises(ValueError, match=r"split: the val split takes 20% of 1 utterances"):
+        split_utterances(one, SplitConfig(test_fraction=0.0))
+    single_speaker = df[df["speaker"] == df["speaker"].iloc[0]]
+    with pytest.raises(ValueError, match=rf"the test split of the speaker strategy needs utterances of at least 2 "
+                                         rf"speakers; {len(single_speaker)} utterances of 1 speaker\(s\)"):
+        split_utterances(single_speaker, SplitConfig(strategy="speaker"))
+    only_ravdess = df[df["corpus"] == "ravdess"]
+    with pytest.raises(ValueError, match=rf"holds out all {len(only_ravdess)} utterances of 'ravdess', the only corpus"):
+        split_utterances(only_ravdess, SplitConfig(strategy="corpus", test_corpus="ravdess"))
+
+
+def test_test_corpus_with_another_strategy_is_refused():
+    with pytest.raises(ValidationError, match="split.test_corpus 'ravdess' is only used by split.strategy 'corpus'"):
+        SplitConfig(strategy="speaker", test_corpus="ravdess")

@@ -23,8 +23,7 @@ def test_f1_macro_metric_matches_the_project_definition():
     """Tuning, evaluation and the GA share one F1-macro: over the classes present in the labels."""
     from sklearn.metrics import f1_score
 
-    from speech_emotion.ensemble import f1_macro
-    from speech_emotion.evaluation import evaluate_probabilities
+    from speech_emotion.evaluation import evaluate_probabilities, f1_macro
     from speech_emotion.models.hypermodels import SparseF1Macro
 
     rng = np.random.default_rng(0)
@@ -40,6 +39,8 @@ def test_f1_macro_metric_matches_the_project_definition():
     ev = evaluate_probabilities("m", "val", probs, y, np.array(["crema"] * 50))
     assert ev.f1_macro == pytest.approx(expected, abs=1e-12)
     assert ev.per_origin.loc["crema", "f1_macro"] == pytest.approx(expected, abs=1e-12)
+    per_class = f1_score(y, probs.argmax(1), labels=np.arange(7), average=None, zero_division=0)
+    np.testing.assert_allclose(ev.per_class["f1"].to_numpy(), per_class, atol=1e-12)
     assert expected != pytest.approx(f1_score(y, probs.argmax(1), average="macro"))  # the case matters
     metric.reset_state()
     metric.update_state(y[:5], np.eye(7, dtype=np.float32)[y[:5]])

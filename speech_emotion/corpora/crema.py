@@ -30,8 +30,7 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from speech_emotion.corpora.common import RejectReason
-from speech_emotion.corpora.ingest import NameParseError, ParsedName, list_files
+from speech_emotion.corpora.common import NameParseError, ParsedName, RejectReason, list_files
 
 __all__ = [
     "CORPUS",

@@ -1,4 +1,4 @@
-"""Ingest the four corpora into one utterances table and one rejected table.
+"""Ingest the four corpora, and any custom ones, into one utterances table and one rejected table.
 
 :func:`ingest_corpora` walks every corpus root, and puts **every** file it
 finds (any extension, hidden files included) into exactly one of two tables:
@@ -17,9 +17,10 @@ Checks, in order, for each file (the first failing one decides the reason):
    speaker genders) *and* listed as ``NOT_AUDIO``, so that counts add up;
 2. Git LFS pointer stub -> ``GIT_LFS_POINTER``;
 3. file name -> ``UNPARSEABLE_NAME`` / ``UNKNOWN_EMOTION`` (per-corpus rules
-   in :mod:`.tess`, :mod:`.savee`, :mod:`.ravdess`, :mod:`.crema`);
+   in :mod:`.tess`, :mod:`.savee`, :mod:`.ravdess`, :mod:`.crema`; a custom
+   corpus's pattern and emotion map, :mod:`.custom`);
 4. label policy -> ``EXCLUDED_LABEL`` (RAVDESS song and calm, see
-   :class:`IngestOptions`);
+   :class:`IngestOptions`; a custom code mapped to null);
 5. audio decode and validation -> ``NOT_AUDIO``, ``UNREADABLE_AUDIO``,
    ``TRUNCATED_AUDIO``, ``EMPTY_AUDIO``, ``TOO_SHORT``, ``SILENT_AUDIO``
    (see :mod:`speech_emotion.audio`);
@@ -31,10 +32,9 @@ Each file is read from disk once: the bytes are hashed and decoded from memory.
 Each rejection is logged as one warning on the ``speech_emotion.corpora``
 logger and the run goes on.
 
-This module also holds the small records the corpus parsers share
-(:class:`ParsedName`, :class:`NameParseError`); the parsers are imported
-lazily by :func:`ingest_corpora`, so importing a parser never imports pandas
-machinery it does not need and there is no import cycle.
+The records the parsers share (:class:`ParsedName`, :class:`NameParseError`,
+:class:`IngestOptions`, :func:`list_files`) live in :mod:`.common`, which the
+parsers import; this module imports the parsers.
 """
 
 from __future__ import annotations
@@ -42,109 +42,33 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import pandas as pd
 from tqdm.auto import tqdm
 
 from speech_emotion.audio import AudioError, check_signal, decode_audio_bytes, is_git_lfs_pointer
+from speech_emotion.corpora import crema, ravdess, savee, tess
 from speech_emotion.corpora.common import (
     AUDIO_EXTENSIONS,
     CORPORA,
     EMOTIONS,
+    IngestOptions,
+    NameParseError,
+    ParsedName,
     Rejection,
     RejectReason,
     Utterance,
+    corpus_order,
+    list_files,
 )
+from speech_emotion.corpora.custom import CustomCorpus, parse_name as parse_custom_name
 
-__all__ = [
-    "IngestOptions",
-    "IngestResult",
-    "NameParseError",
-    "ParsedName",
-    "ingest_corpora",
-    "list_files",
-]
+__all__ = ["CorpusNamingError", "IngestResult", "check_naming", "ingest_corpora"]
 
 logger = logging.getLogger("speech_emotion.corpora")
-
-
-# --------------------------------------------------------------------------- #
-# Records shared by the parsers
-# --------------------------------------------------------------------------- #
-
-
-@dataclass(frozen=True)
-class ParsedName:
-    """What a file's name (and, for SAVEE's original layout, folder) says.
-
-    ``emotion`` is one of :data:`EMOTIONS`, or ``None`` when the label policy
-    (:class:`IngestOptions`) excludes the file; ``excluded`` then says why
-    (e.g. ``"song, excluded by option ravdess_song=False"``).
-    """
-
-    corpus: str
-    speaker: str  # prefixed by the corpus, e.g. "crema_1001"
-    gender: str  # "female" | "male"
-    emotion: str | None
-    source_label: str  # as the corpus spells it: "ps", "ANG", "05", "sa"
-    sentence: str  # sentence / word id within the corpus
-    excluded: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.emotion is not None and self.emotion not in EMOTIONS:
-            raise ValueError(f"emotion {self.emotion!r} is not one of {EMOTIONS}")
-        if (self.emotion is None) != (self.excluded is not None):
-            raise ValueError("exactly one of emotion and excluded must be set")
-
-
-class NameParseError(ValueError):
-    """A file name does not follow its corpus's naming rules.
-
-    ``reason`` is ``UNPARSEABLE_NAME`` or ``UNKNOWN_EMOTION``.
-    """
-
-    def __init__(self, reason: RejectReason, detail: str):
-        super().__init__(reason, detail)
-        self.reason = RejectReason(reason)
-        self.detail = detail
-
-    def __str__(self) -> str:
-        return f"{self.reason.value}: {self.detail}"
-
-
-@dataclass
-class IngestOptions:
-    """Label policy and audio validation thresholds."""
-
-    ravdess_song: bool = False  # include RAVDESS sung utterances
-    ravdess_calm: Literal["drop", "neutral"] = "drop"  # RAVDESS calm: drop or merge into neutral
-    min_duration_s: float = 0.5  # shorter files are TOO_SHORT
-    silence_dbfs: float = -60.0  # files whose peak is below this are SILENT_AUDIO
-
-    def __post_init__(self) -> None:
-        if self.ravdess_calm not in ("drop", "neutral"):
-            raise ValueError(f"ravdess_calm must be 'drop' or 'neutral', got {self.ravdess_calm!r}")
-
-
-def list_files(root: str | os.PathLike) -> list[Path]:
-    """Every file under ``root`` (recursively, hidden files included), sorted.
-
-    Symbolic links to directories are not followed (no cycles, no double
-    counting); symbolic links to files are listed.
-    """
-    root = Path(root)
-    out: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames.sort()
-        base = Path(dirpath)
-        # Everything that is not a directory counts as found, broken links
-        # included (they end up rejected as unreadable), so counts add up.
-        out.extend(base / name for name in filenames)
-    return sorted(out)
 
 
 # --------------------------------------------------------------------------- #
@@ -176,7 +100,7 @@ class IngestResult:
                 margins_name="total",
             )
             cols = [e for e in EMOTIONS if e in table.columns] + ["total"]
-            rows = [c for c in CORPORA if c in table.index] + ["total"]
+            rows = corpus_order(set(table.index) - {"total"}) + ["total"]
             lines.append(table.loc[rows, cols].to_string())
         else:
             lines.append("  (none)")
@@ -186,7 +110,7 @@ class IngestResult:
                 self.rejected["corpus"], self.rejected["reason"], margins=True, margins_name="total"
             )
             reasons = [r.value for r in RejectReason if r.value in table.columns] + ["total"]
-            rows = [c for c in CORPORA if c in table.index] + ["total"]
+            rows = corpus_order(set(table.index) - {"total"}) + ["total"]
             lines.append(table.loc[rows, reasons].to_string())
         else:
             lines.append("  (none)")
@@ -209,10 +133,12 @@ class IngestResult:
 Parser = Callable[[Path], ParsedName]
 
 
-def _make_parser(corpus: str, root: Path, files: list[Path], options: IngestOptions) -> Parser:
-    """The name parser for one corpus root, bound to the options (and CREMA genders)."""
-    from speech_emotion.corpora import crema, ravdess, savee, tess
-
+def _make_parser(
+    corpus: str, root: Path, files: list[Path], options: IngestOptions, spec: CustomCorpus | None = None
+) -> Parser:
+    """The name parser for one corpus root, bound to the options (and CREMA genders, or a custom corpus)."""
+    if spec is not None:
+        return lambda p: parse_custom_name(p.relative_to(root), spec)
     if corpus == "tess":
         return tess.parse_name
     if corpus == "savee":
@@ -223,6 +149,34 @@ def _make_parser(corpus: str, root: Path, files: list[Path], options: IngestOpti
         genders = crema.find_demographics(root, files)
         return lambda p: crema.parse_name(p, genders=genders)
     raise ValueError(f"unknown corpus {corpus!r}; expected one of {CORPORA}")
+
+
+class CorpusNamingError(ValueError):
+    """No file under a corpus root follows the corpus's naming: most likely the wrong folder."""
+
+
+def check_naming(corpus: str, root: Path, files: list[Path], parse: Parser) -> None:
+    """Raise :class:`CorpusNamingError` unless at least one ``.wav`` file's name parses.
+
+    RAVDESS given as ``tess`` would otherwise reject every file one by one and the run would
+    train on without it. Only names are read (no audio), and it stops at the first match.
+    """
+    wavs = [p for p in files if p.suffix.lower() in AUDIO_EXTENSIONS]
+    first_error: tuple[Path, str] | None = None
+    for path in wavs:
+        try:
+            parse(path)
+            return
+        except NameParseError as err:
+            first_error = first_error or (path, err.detail)
+    if not files:
+        why = "the folder is empty"
+    elif first_error is None:
+        why = f"{len(files)} files, none of them a .wav file"
+    else:
+        path, detail = first_error
+        why = f"{len(wavs)} .wav files; the first, {path.relative_to(root).as_posix()}: {detail}"
+    raise CorpusNamingError(f"no file under {root} matches the {corpus} naming; is this the right folder? ({why})")
 
 
 def _metadata_note(corpus: str, path: Path) -> str:
@@ -337,34 +291,43 @@ def ingest_corpora(
     roots: Mapping[str, str | os.PathLike | None],
     options: IngestOptions | None = None,
     progress: bool = True,
+    custom: Sequence[CustomCorpus] = (),
 ) -> IngestResult:
-    """Ingest the corpora under ``roots`` (keys in :data:`CORPORA`; ``None`` skipped).
+    """Ingest the corpora under ``roots`` (keys in :data:`CORPORA`; ``None`` skipped) and the
+    ``custom`` corpora (each with its own root, pattern and emotion map).
 
-    Raises :class:`ValueError` for an unknown corpus key and
-    :class:`FileNotFoundError` (naming corpus and path) for a missing root.
+    Raises :class:`ValueError` for an unknown corpus key or a custom corpus name used twice,
+    :class:`FileNotFoundError` (naming corpus and path) for a missing root, and
+    :class:`CorpusNamingError` for a root under which no file's name parses (the wrong folder).
     Bad files never raise: they go to the rejected table (see the module
     docstring for the order of checks).
     """
     options = options or IngestOptions()
-    selected: list[tuple[str, Path]] = []
-    for corpus, root in roots.items():
-        if corpus not in CORPORA:
-            raise ValueError(f"unknown corpus {corpus!r}; expected one of {CORPORA}")
+    selected: list[tuple[str, Path, CustomCorpus | None]] = []
+    wanted = [(corpus, root, None) for corpus, root in roots.items()]
+    wanted += [(spec.name, spec.root, spec) for spec in custom]
+    for corpus, root, spec in wanted:
+        if spec is None and corpus not in CORPORA:
+            raise ValueError(f"unknown corpus {corpus!r}; expected one of {CORPORA} (describe other corpora "
+                             "as custom corpora)")
         if root is None:
             continue
+        if spec is not None and any(corpus == name for name, _, _ in selected):
+            raise ValueError(f"custom corpus name {corpus!r} is used twice")
         root_path = Path(root).expanduser()
         if not root_path.exists():
             raise FileNotFoundError(f"{corpus} root does not exist: {root_path}")
         if not root_path.is_dir():
             raise NotADirectoryError(f"{corpus} root is not a directory: {root_path}")
-        selected.append((corpus, root_path))
+        selected.append((corpus, root_path, spec))
 
-    listed = [(corpus, root, list_files(root)) for corpus, root in selected]
-    found = sum(len(files) for _, _, files in listed)
+    listed = [(corpus, root, spec, list_files(root)) for corpus, root, spec in selected]
+    found = sum(len(files) for *_, files in listed)
     run = _Run(options)
     with tqdm(total=found, desc="ingest", unit="file", disable=not progress) as bar:
-        for corpus, root, files in listed:
-            parse = _make_parser(corpus, root, files, options)
+        for corpus, root, spec, files in listed:
+            parse = _make_parser(corpus, root, files, options, spec)
+            check_naming(corpus, root, files, parse)
             bar.set_postfix_str(corpus)
             for path in files:
                 run.process(corpus, root, path, parse)

@@ -19,7 +19,7 @@ e.g. ``Actor_12/03-01-05-01-02-01-12.wav``:
 ``source_label`` is the emotion code (``"05"``). The actor is taken from the
 name, not the folder.
 
-Label policy (:class:`~speech_emotion.corpora.ingest.IngestOptions`):
+Label policy (:class:`~speech_emotion.corpora.common.IngestOptions`):
 
 * song (vocal channel ``02``) is excluded unless ``ravdess_song=True``;
 * calm has no place among the seven classes: dropped by default
@@ -38,8 +38,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from speech_emotion.corpora.common import RejectReason
-from speech_emotion.corpora.ingest import IngestOptions, NameParseError, ParsedName, list_files
+from speech_emotion.corpora.common import IngestOptions, NameParseError, ParsedName, RejectReason, list_files
 
 __all__ = [
     "CORPUS",

@@ -23,8 +23,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from speech_emotion.corpora.common import RejectReason
-from speech_emotion.corpora.ingest import NameParseError, ParsedName, list_files
+from speech_emotion.corpora.common import NameParseError, ParsedName, RejectReason, list_files
 
 __all__ = ["CORPUS", "SPEAKERS", "EMOTION_CODES", "parse_name", "list_files"]
 

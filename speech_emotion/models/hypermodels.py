@@ -33,6 +33,7 @@ import keras_tuner
 from keras import ops
 
 from speech_emotion.corpora.common import EMOTIONS
+from speech_emotion.evaluation import f1_macro_from_confusion
 from speech_emotion.models import Family, HParams, get_family
 from speech_emotion.models.cnn_lstm import compile_classifier
 
@@ -147,11 +148,9 @@ def space_values(space: Mapping[str, Spec]) -> dict[str, list[Any]]:
 class SparseF1Macro(keras.metrics.Metric):
     """F1-macro of softmax outputs against sparse integer labels, accumulated over an epoch.
 
-    Averages over the classes present in the true labels, as
-    ``speech_emotion.evaluation`` and ``speech_emotion.ensemble`` do (sklearn's
-    ``f1_score(labels=np.unique(y_true), average="macro")``): a class that is only
-    predicted, like surprise on CREMA-D, counts as false positives, not as a class. Compiled into the
-    tuning models as ``f1_macro``, so Keras logs ``val_f1_macro`` for the tuner.
+    Accumulates the confusion matrix in the graph; the figure is the project's one F1-macro,
+    :func:`speech_emotion.evaluation.f1_macro_from_confusion`, computed with Keras ops. Compiled
+    into the tuning models as ``f1_macro``, so Keras logs ``val_f1_macro`` for the tuner.
     """
 
     def __init__(self, num_classes: int = len(EMOTIONS), name: str = "f1_macro", **kwargs: Any):
@@ -171,12 +170,7 @@ class SparseF1Macro(keras.metrics.Metric):
         self.confusion.assign_add(ops.matmul(ops.transpose(truth), predicted))
 
     def result(self):
-        cm = self.confusion
-        tp = ops.diagonal(cm)
-        denom = ops.sum(cm, axis=0) + ops.sum(cm, axis=1)  # 2 tp + fp + fn
-        present = ops.cast(ops.sum(cm, axis=1) > 0, "float32")  # classes with true examples
-        f1 = 2.0 * tp / ops.maximum(denom, 1e-12)
-        return ops.sum(f1 * present) / ops.maximum(ops.sum(present), 1.0)
+        return f1_macro_from_confusion(self.confusion, xp=ops)
 
     def reset_state(self):
         self.confusion.assign(ops.zeros((self.num_classes, self.num_classes), dtype="float32"))

@@ -33,18 +33,18 @@ import logging
 from typing import Any, Callable, Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from speech_emotion.config import StackingConfig
 from speech_emotion.corpora.common import EMOTIONS
 from speech_emotion.features import FeatureSet
-from speech_emotion.models.cnn_lstm import CnnLstmHParams, conv_block, make_optimizer
+from speech_emotion.models.cnn_lstm import CnnLstmHParams, cnn2d_lstm_branch, make_optimizer
 from speech_emotion.models.trained import TrainedModel
 
 logger = logging.getLogger(__name__)
 
 FAMILY = "stacking"
 INPUT_NAME = "logmel"
-REPRESENTATION_LAYER = "lstm"
+REPRESENTATION_LAYER = "lstm"  # the name cnn2d_lstm_branch gives its LSTM (no prefix)
 BINARY_OUTPUT_LAYER = "binary_output"
 META_LAYERS = ("representations", "meta_dense", "meta_dropout", "meta_output")
 
@@ -53,59 +53,21 @@ def base_model_name(emotion: str) -> str:
     return f"base_{emotion}"
 
 
-class StackingConfig(BaseModel):
-    """Stacking ensemble: base CNN2D-LSTM hyperparameters (the seed's Table 3 by default) and training."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: bool = True
-    #: CnnLstmHParams overrides for the binary base models
-    base_hparams: dict[str, Any] = Field(default_factory=dict)
-    meta_units: int = Field(512, ge=1)
-    meta_dropout: float = Field(0.4, ge=0, lt=1)
-    base_epochs: int = Field(30, ge=1)
-    meta_epochs: int = Field(30, ge=1)
-    batch_size: int = Field(32, ge=1)
-    early_stopping_patience: int = Field(5, ge=0)
-    #: learning rate of the meta model (the base models use base_hparams' learning_rate)
-    learning_rate: float = Field(1e-3, gt=0)
-    seed: int = 0
-    #: balanced class weights for the 1:6 one-vs-rest binary models
-    class_weight_balanced: bool = True
-    #: mixed_float16 on GPUs; set here, not inherited from whatever step ran before in the process
-    mixed_precision: bool = False
-
-    @field_validator("base_hparams")
-    @classmethod
-    def _known_hparams(cls, value: dict[str, Any]) -> dict[str, Any]:
-        CnnLstmHParams.from_dict(value)  # raises ValueError on unknown keys
-        return value
-
-    def base_hp(self) -> CnnLstmHParams:
-        return CnnLstmHParams.from_dict(self.base_hparams)
-
-
 # --------------------------------------------------------------------------- architecture
 
 
 def build_binary_cnn2d_lstm(input_shape: tuple[int, ...], hp: CnnLstmHParams, name: str):
     """The CNN2D-LSTM trunk with a Dense(1, sigmoid) head, compiled with binary cross-entropy.
 
-    Same layers as :func:`speech_emotion.models.cnn_lstm.build_cnn2d_lstm` up to
-    the LSTM (layer ``"lstm"``, the representation the meta model reads).
+    The trunk is :func:`speech_emotion.models.cnn_lstm.cnn2d_lstm_branch`, the one of
+    :func:`~speech_emotion.models.cnn_lstm.build_cnn2d_lstm`; its LSTM layer (``"lstm"``)
+    is the representation the meta model reads.
     """
     import keras
     from keras import layers
 
     inputs = keras.Input(shape=tuple(input_shape), name=INPUT_NAME)
-    x = layers.Reshape((*input_shape, 1), name="add_channel")(inputs)
-    for i in range(hp.conv_blocks):
-        x = conv_block(x, hp.filters_first if i == 0 else hp.filters_next, hp.kernel_size, 2, f"block{i + 1}")
-    x = layers.Permute((2, 1, 3), name="time_major")(x)
-    x = layers.Reshape((x.shape[1], x.shape[2] * x.shape[3]), name="to_sequence")(x)
-    x = layers.LSTM(hp.lstm_units, name=REPRESENTATION_LAYER)(x)
-    if hp.dropout:
-        x = layers.Dropout(hp.dropout, name="dropout")(x)
+    x = cnn2d_lstm_branch(inputs, hp)
     outputs = layers.Dense(1, activation="sigmoid", name=BINARY_OUTPUT_LAYER, dtype="float32")(x)
     model = keras.Model(inputs, outputs, name=name)
     model.compile(
