@@ -392,7 +392,7 @@ def cross_fitted_probabilities(
     from sklearn.model_selection import KFold, StratifiedKFold
 
     P = stack_probabilities(val_probs)
-    y = _check_labels(val_labels, P.shape[2])
+    y = check_labels(val_labels, P.shape[2])
     out = np.zeros(P.shape[1:], dtype=np.float64)
     if len(y) < 2:
         return average_probabilities(P, None)

@@ -258,3 +258,19 @@ def test_single_model_and_fitness_figure():
     from speech_emotion.reports import figure_png
 
     assert figure_png(fig).startswith(b"\x89PNG")
+
+
+def test_cross_fitted_ga_probabilities_are_out_of_fold():
+    from speech_emotion.ensemble import GAConfig, cross_fitted_probabilities
+
+    rng = np.random.default_rng(0)
+    y = np.arange(70) % 7
+    good = np.eye(7)[y] * 0.6 + 0.4 / 7  # right on every clip
+    noise = rng.dirichlet(np.ones(7), size=70)
+    out = cross_fitted_probabilities([noise, good], y, GAConfig(population_size=10, generations=5, restarts=1))
+    assert out.shape == (70, 7)
+    np.testing.assert_allclose(out.sum(axis=1), 1.0, atol=1e-6)
+    assert (out.argmax(axis=1) == y).mean() > 0.9  # every fold's weights, found on the other folds, favour `good`
+    # each row is a convex combination of the two members' rows
+    w = (out - noise)[:, 0] / (good - noise)[:, 0]
+    np.testing.assert_allclose(out, noise + w[:, None] * (good - noise), atol=1e-6)
