@@ -1,7 +1,13 @@
 """ZenML materializers for the artifacts that should not be pickles."""
 
+from materializers.confusion import ConfusionMatricesMaterializer
 from materializers.feature_scaler import FeatureScalerMaterializer
 from materializers.feature_set import FeatureSetMaterializer
 from materializers.keras_model import TrainedModelMaterializer
 
-__all__ = ["FeatureScalerMaterializer", "FeatureSetMaterializer", "TrainedModelMaterializer"]
+__all__ = [
+    "ConfusionMatricesMaterializer",
+    "FeatureScalerMaterializer",
+    "FeatureSetMaterializer",
+    "TrainedModelMaterializer",
+]

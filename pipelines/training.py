@@ -140,7 +140,7 @@ def training_pipeline(
             )
         else:
             chosen[family] = fixed
-        metrics, val_p, test_p, _ = fit_and_evaluate(family, chosen[family], family, train_f, val_f, test_f)
+        metrics, val_p, test_p, *_ = fit_and_evaluate(family, chosen[family], family, train_f, val_f, test_f)
         all_metrics.append(metrics)
         names.append(family)
         val_probs.append(val_p)
@@ -153,7 +153,7 @@ def training_pipeline(
 
     ga_weights = None
     if len(names) >= 2 and (ensemble.average or ensemble.ga_enabled):
-        ens_metrics, ga_weights, _, _ = ensemble_models(
+        ens_metrics, ga_weights, *_ = ensemble_models(
             names=names, val_probabilities=val_probs, test_probabilities=test_probs,
             member_metrics=list(all_metrics[: len(names)]), val=val_f, test=test_f, config=ensemble,
         )

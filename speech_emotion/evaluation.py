@@ -114,3 +114,14 @@ def evaluate_probabilities(
         per_class=per_class,
         confusion=cm,
     )
+
+
+@dataclass
+class ConfusionMatrices:
+    """Confusion counts [true, predicted] over ``EMOTIONS``, one per evaluated model and split,
+    keyed ``"<model> on <split>"`` in evaluation order: a step's typed artifact (one image each)."""
+
+    matrices: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def add(self, ev: Evaluation) -> None:
+        self.matrices[f"{ev.name} on {ev.split}"] = np.asarray(ev.confusion)

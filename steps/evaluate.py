@@ -10,8 +10,9 @@ import pandas as pd
 from zenml import log_metadata, step
 from zenml.types import HTMLString
 
+from materializers import ConfusionMatricesMaterializer
 from speech_emotion import reports
-from speech_emotion.evaluation import Evaluation, evaluate_probabilities
+from speech_emotion.evaluation import ConfusionMatrices, Evaluation, evaluate_probabilities
 from speech_emotion.features import FeatureSet
 from speech_emotion.models.trained import TrainedModel
 from steps import _tracking
@@ -68,7 +69,7 @@ def report_evaluation(report: reports.HtmlReport, ev: Evaluation) -> None:
     logger.info("%s on %s: accuracy %.4f, F1-macro %.4f, loss %.4f", ev.name, ev.split, ev.accuracy, ev.f1_macro, ev.loss)
 
 
-@step(experiment_tracker=True)
+@step(experiment_tracker=True, output_materializers={"confusion_matrices": ConfusionMatricesMaterializer})
 def evaluate_model(
     model: TrainedModel, val: FeatureSet, test: FeatureSet
 ) -> tuple[
@@ -76,12 +77,14 @@ def evaluate_model(
     Annotated[np.ndarray, "val_probabilities"],
     Annotated[np.ndarray, "test_probabilities"],
     Annotated[HTMLString, "evaluation_report"],
+    Annotated[ConfusionMatrices, "confusion_matrices"],
 ]:
     """Accuracy, loss, F1-macro, inference time, parameters; per origin and per class; confusion
-    matrices. The probabilities feed the ensembles."""
+    matrices (in the report, and as their own artifact: counts plus one image each). The
+    probabilities feed the ensembles."""
     report = reports.HtmlReport(f"Evaluation of {model.name}")
     report.paragraph(SPLIT_NOTE)
-    rows, probs = [], {}
+    rows, probs, confusion = [], {}, ConfusionMatrices()
     for split, features in (("val", val), ("test", test)):
         p, seconds = model.timed_predict_proba(features)
         probs[split] = p
@@ -91,6 +94,7 @@ def evaluate_model(
                                     inference_time_s=seconds, n_params=model.n_params)
         rows.append(ev.summary_row())
         report_evaluation(report, ev)
+        confusion.add(ev)
         log_metadata(metadata={f"{split}_{k}": v for k, v in ev.summary_row().items() if k not in ("model", "split")})
 
     metrics = pd.DataFrame(rows)
@@ -102,4 +106,4 @@ def evaluate_model(
     html = report.render()
     _tracking.log_text(html, f"evaluation/{model.name}/report.html")
     log_model_to_mlflow(model)
-    return metrics, probs["val"], probs["test"], HTMLString(html)
+    return metrics, probs["val"], probs["test"], HTMLString(html), confusion
