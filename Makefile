@@ -14,7 +14,7 @@ export AUTO_OPEN_DASHBOARD := false
 export KERAS_BACKEND := tensorflow
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install setup demo test ui clean
+.PHONY: install setup demo test ui dashboard dashboard-stop clean
 
 install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -34,6 +34,13 @@ test: install
 
 ui: setup
 	$(BIN)/ser mlflow-ui
+
+# ZenML's dashboard on the same store (port 8237; `make ui` keeps 5000), client config untouched
+dashboard: setup
+	$(BIN)/ser dashboard start
+
+dashboard-stop: install
+	$(BIN)/ser dashboard stop
 
 clean:
 	rm -rf .zenml-home data/cache

@@ -4,6 +4,7 @@
     ser demo-corpus OUT             synthesise the demo corpus in the four corpora's layouts
     ser ingest --tess DIR ... --out DIR   ingest corpora into utterances.csv / rejected.csv
     ser mlflow-ui                   open the MLflow UI on this project's runs
+    ser dashboard [start|stop|status]   the ZenML dashboard on this project's store (client config untouched)
 
 Heavy imports (ZenML, TensorFlow) happen inside the subcommands that need them.
 """
@@ -121,6 +122,23 @@ def _cmd_mlflow_ui(args: argparse.Namespace) -> int:
     return subprocess.call(cmd)
 
 
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from speech_emotion import dashboard
+
+    if args.action == "stop":
+        print("ZenML dashboard stopped" if dashboard.stop() else "no ZenML dashboard was running")
+        return 0
+    if args.action == "status":
+        found = dashboard.running()
+        print(f"ZenML dashboard running at {found.url}" if found else "no ZenML dashboard is running")
+        return 0 if found else 1
+    found = dashboard.start(host=args.host, port=args.port)
+    print(f"ZenML dashboard: {found.url}  (server log: {found.log_file})")
+    print("The client still uses the project's store directly; pipeline runs work with or without it.")
+    print("Stop it with: make dashboard-stop  (= ser dashboard stop)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ser",
@@ -169,6 +187,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=5000)
     p.add_argument("--print-uri", action="store_true", help="only print the tracking URI")
     p.set_defaults(func=_cmd_mlflow_ui)
+
+    p = sub.add_parser(
+        "dashboard",
+        help="start / stop the ZenML dashboard on this project's store",
+        description="Starts ZenML's local server as a background process on the project's own store, "
+        "without connecting the client to it (unlike `zenml login --local`).",
+    )
+    p.add_argument("action", nargs="?", choices=["start", "stop", "status"], default="start")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8237)
+    p.set_defaults(func=_cmd_dashboard)
     return parser
 
 
