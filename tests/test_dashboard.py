@@ -7,6 +7,7 @@ with Playwright (no browser download) and runs only where both are installed.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import socket
@@ -22,6 +23,11 @@ import pytest
 from tests.conftest import ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
+_MISSING = [why for why, missing in (
+    (f"{CHROMIUM} is not installed (apt-get install chromium)", not CHROMIUM.exists()),
+    ("the playwright package is not installed (pip install -e '.[dev]')", importlib.util.find_spec("playwright") is None),
+) if missing]
+needs_browser = pytest.mark.skipif(bool(_MISSING), reason="; ".join(_MISSING))
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-software-rasterizer",  # without the last, frames take seconds
     "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
@@ -118,12 +124,6 @@ def test_dashboard_serves_the_project_store_and_leaves_the_client_config_alone(d
     assert _client_config(zenml_home) == before
 
 
-def _playwright():
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    return pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-
-
 def _pass_first_screen(page, url: str) -> None:
     """The first screen is ZenML's three-step account survey, kept in the local store."""
     page.goto(url)
@@ -151,8 +151,10 @@ def _load_preview(page) -> None:
 
 @pytest.mark.slow
 @pytest.mark.browser
+@needs_browser
 def test_a_training_run_in_the_dashboard(dashboard, stack_id, tmp_path):
-    sync_api = _playwright()
+    from playwright.sync_api import sync_playwright
+
     url, _ = dashboard
 
     # a tiny single-family run while the dashboard is up: the client's runs do not need it
@@ -169,7 +171,7 @@ def test_a_training_run_in_the_dashboard(dashboard, stack_id, tmp_path):
     run = Client().get_pipeline("training_pipeline").last_run
     assert run.name == "dashboard_run"
 
-    with sync_api.sync_playwright() as p:
+    with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
