@@ -14,7 +14,7 @@ export AUTO_OPEN_DASHBOARD := false
 export KERAS_BACKEND := tensorflow
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install setup demo test ui serve clean
+.PHONY: install setup demo test ui serve dashboard dashboard-stop clean
 
 install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -39,6 +39,13 @@ ui: setup
 serve: setup
 	PATH=$(CURDIR)/$(BIN):$$PATH MLFLOW_TRACKING_URI=$$($(BIN)/ser mlflow-ui --print-uri) \
 	  $(BIN)/mlflow models serve -m models:/speech_emotion@champion --env-manager local -h 127.0.0.1 -p 5001
+
+# ZenML's dashboard on the same store (port 8237; `make ui` keeps 5000), client config untouched
+dashboard: setup
+	$(BIN)/ser dashboard start
+
+dashboard-stop: install
+	$(BIN)/ser dashboard stop
 
 clean:
 	rm -rf .zenml-home data/cache

@@ -209,7 +209,7 @@ def compose_training(
             hparams, _ = tune_functionals_svm(x["train"], train_f, x["val"], val_f, fixed_hparams=fixed, grid=grid,
                                               seed=training.seed, id=f"tune_{BASELINE}")
         model = train_functionals_svm_model(x["train"], train_f, hparams=hparams, seed=training.seed)
-        metrics, val_p, test_p, _ = evaluate_functionals_svm(model, x["val"], x["test"], val_f, test_f)
+        metrics, val_p, test_p, *_ = evaluate_functionals_svm(model, x["val"], x["test"], val_f, test_f)
         return model, metrics, val_p, test_p
 
     all_metrics, names, val_probs, test_probs, chosen, models = [], [], [], [], {}, []
@@ -229,7 +229,7 @@ def compose_training(
             )
         else:
             chosen[family] = fixed
-        trained, metrics, val_p, test_p, _ = fit_and_evaluate(family, chosen[family], family, train_f, val_f, test_f)
+        trained, metrics, val_p, test_p, *_ = fit_and_evaluate(family, chosen[family], family, train_f, val_f, test_f)
         models.append(trained)
         all_metrics.append(metrics)
         names.append(family)
@@ -243,7 +243,7 @@ def compose_training(
 
     ga_weights = None
     if len(names) >= 2 and (ensemble.average or ensemble.ga_enabled):
-        ens_metrics, ga_weights, _, _ = ensemble_models(
+        ens_metrics, ga_weights, *_ = ensemble_models(
             names=names, val_probabilities=val_probs, test_probabilities=test_probs,
             member_metrics=list(all_metrics[: len(names)]), val=val_f, test=test_f, config=ensemble,
         )

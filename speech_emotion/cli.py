@@ -9,6 +9,7 @@
     ser retrain [--config FILE]     the retraining pipeline, under a lock (what a schedule runs)
     ser schedule install|list|remove   a weekly (or any cron) retrain in the user's crontab
     ser serve                       the production model over HTTP, with a page to try it
+    ser dashboard [start|stop|status]   the ZenML dashboard on this project's store (client config untouched)
 
 Inside the project every command uses the project's ZenML store (``.zenml-home``)
 unless ``ZENML_CONFIG_PATH`` says otherwise.
@@ -324,6 +325,20 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     print(f"serving {source.version} on http://{args.host}:{args.port}/ (page), POST /predict; Ctrl-C stops",
           file=sys.stderr)
     serve(source, host=args.host, port=args.port, auth_key=auth_key)
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from speech_emotion import dashboard
+
+    if args.action == "stop":
+        print("ZenML dashboard stopped" if dashboard.stop() else "no ZenML dashboard was running")
+        return 0
+    if args.action == "status":
+        found = dashboard.running()
+        print(f"ZenML dashboard running at {found.url}" if found else "no ZenML dashboard is running")
+        return 0 if found else 1
+    found = dashboard.start(host=args.host, port=args.port)
+    print(f"ZenML dashboard: {found.url}  (server log: {found.log_file})")
+    print("The client still uses the project's store directly; pipeline runs work with or without it.")
+    print("Stop it with: make dashboard-stop  (= ser dashboard stop)")
     return 0
 
 
@@ -450,6 +465,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reload-interval", type=float, default=60.0, metavar="S",
                    help="check for a new production version at most every S seconds (default: 60)")
     p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser(
+        "dashboard",
+        help="start / stop the ZenML dashboard on this project's store",
+        description="Starts ZenML's local server as a background process on the project's own store, "
+        "without connecting the client to it (unlike `zenml login --local`).",
+    )
+    p.add_argument("action", nargs="?", choices=["start", "stop", "status"], default="start")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8237)
+    p.set_defaults(func=_cmd_dashboard)
     return parser
 
 

@@ -178,3 +178,12 @@ def compare_to_baseline(table: pd.DataFrame, baseline: str = "functionals_svm") 
     out["baseline_f1_macro"] = out["split"].map(rows["f1_macro"])
     out["f1_macro_vs_baseline"] = out["f1_macro"] - out["baseline_f1_macro"]
     return out
+@dataclass
+class ConfusionMatrices:
+    """Confusion counts [true, predicted] over ``EMOTIONS``, one per evaluated model and split,
+    keyed ``"<model> on <split>"`` in evaluation order: a step's typed artifact (one image each)."""
+
+    matrices: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def add(self, ev: Evaluation) -> None:
+        self.matrices[f"{ev.name} on {ev.split}"] = np.asarray(ev.confusion)

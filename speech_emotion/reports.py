@@ -164,6 +164,9 @@ class HtmlReport:
 
     def table(self, df: pd.DataFrame, caption: str | None = None) -> None:
         cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+        if df.index.nlevels == 1 and df.index.name and df.columns.name is None:
+            # the index's name in the header's corner, not on a row of empty cells of its own
+            df = df.rename_axis(index=None, columns=df.index.name)
         body = df.to_html(float_format=lambda v: f"{v:.4f}", border=0, classes="t")
         self.parts.append(re.sub(r"<table[^>]*>", f'<table class="t">{cap}', body, count=1))
 

@@ -10,8 +10,10 @@ import pandas as pd
 from zenml import log_metadata, step
 from zenml.types import HTMLString
 
+from materializers import ConfusionMatricesMaterializer
 from materializers.functionals_svm import FunctionalsSvmMaterializer
 from speech_emotion import reports
+from speech_emotion.evaluation import ConfusionMatrices
 from speech_emotion.features import FeatureSet
 from speech_emotion.models.functionals_svm import (
     FAMILY,
@@ -66,7 +68,7 @@ def train_functionals_svm_model(
     return model
 
 
-@step(experiment_tracker=True)
+@step(experiment_tracker=True, output_materializers={"confusion_matrices": ConfusionMatricesMaterializer})
 def evaluate_functionals_svm(
     model: FunctionalsSvm, val_x: np.ndarray, test_x: np.ndarray, val: FeatureSet, test: FeatureSet
 ) -> tuple[
@@ -74,14 +76,15 @@ def evaluate_functionals_svm(
     Annotated[np.ndarray, "val_probabilities"],
     Annotated[np.ndarray, "test_probabilities"],
     Annotated[HTMLString, "evaluation_report"],
+    Annotated[ConfusionMatrices, "confusion_matrices"],
 ]:
     """The same figures as a network's evaluation, so the baseline sits in the comparison and the ensembles."""
     report = reports.HtmlReport(f"Evaluation of {model.name} (baseline: functionals + SVM)")
     report.paragraph(SPLIT_NOTE)
     _check_aligned(val_x, val, "val")
     _check_aligned(test_x, test, "test")
-    rows, probs = evaluate_splits(report, model, [("val", val, val_x), ("test", test, test_x)])
+    rows, probs, confusion = evaluate_splits(report, model, [("val", val, val_x), ("test", test, test_x)])
     metrics = pd.DataFrame(rows)
     html = report.render()
     _tracking.log_text(html, f"evaluation/{model.name}/report.html")
-    return metrics, probs["val"], probs["test"], HTMLString(html)
+    return metrics, probs["val"], probs["test"], HTMLString(html), confusion

@@ -10,6 +10,7 @@ import pandas as pd
 from zenml import log_metadata, step
 from zenml.types import HTMLString
 
+from materializers import ConfusionMatricesMaterializer
 from speech_emotion import reports
 from speech_emotion.config import EnsembleConfig
 from speech_emotion.ensemble import (
@@ -18,7 +19,7 @@ from speech_emotion.ensemble import (
     fitness_figure,
     ga_search_weights,
 )
-from speech_emotion.evaluation import evaluate_probabilities
+from speech_emotion.evaluation import ConfusionMatrices, evaluate_probabilities
 from speech_emotion.features import FeatureSet
 from steps import _tracking
 from steps.evaluate import SPLIT_NOTE, report_evaluation
@@ -33,7 +34,7 @@ def _member_seconds(member_metrics: list[pd.DataFrame], split: str) -> float:
     return total
 
 
-@step(experiment_tracker=True)
+@step(experiment_tracker=True, output_materializers={"confusion_matrices": ConfusionMatricesMaterializer})
 def ensemble_models(
     names: list[str],
     val_probabilities: list[np.ndarray],
@@ -47,6 +48,7 @@ def ensemble_models(
     Annotated[pd.DataFrame, "ga_weights"],
     Annotated[pd.DataFrame, "ga_history"],
     Annotated[HTMLString, "ensemble_report"],
+    Annotated[ConfusionMatrices, "confusion_matrices"],
 ]:
     """Weights are searched on validation and reported on the held-out test split too: the
     seed reported its GA ensemble on the split it tuned the weights on, which flatters it."""
@@ -57,7 +59,7 @@ def ensemble_models(
                      "test. The GA ensemble's validation row is cross-fitted: each validation fold is scored "
                      "with weights searched on the other folds, so it is out-of-sample like the single models' "
                      "(the seed reported the in-sample figure, logged here as ga.fitness_val_f1).")
-    rows = []
+    rows, confusion = [], ConfusionMatrices()
     weights_table = pd.DataFrame({"model": names, "weight": np.full(len(names), np.nan)})
     history = pd.DataFrame(columns=["restart", "generation", "best", "mean"])
 
@@ -73,6 +75,7 @@ def ensemble_models(
             ev = evaluate_probabilities(name, split, p, features.labels, features.corpus, inference_time_s=seconds)
             rows.append(ev.summary_row())
             report_evaluation(report, ev)
+            confusion.add(ev)
 
     if config.average:
         evaluate("average_voting", None)
@@ -99,4 +102,4 @@ def ensemble_models(
     metrics = pd.DataFrame(rows)
     html = report.render()
     _tracking.log_text(html, "ensemble/report.html")
-    return metrics, weights_table, history, HTMLString(html)
+    return metrics, weights_table, history, HTMLString(html), confusion

@@ -10,8 +10,9 @@ import pandas as pd
 from zenml import log_metadata, step
 from zenml.types import HTMLString
 
+from materializers import ConfusionMatricesMaterializer
 from speech_emotion import reports
-from speech_emotion.evaluation import Evaluation, evaluate_probabilities
+from speech_emotion.evaluation import ConfusionMatrices, Evaluation, evaluate_probabilities
 from speech_emotion.features import FeatureSet
 from speech_emotion.models.trained import TrainedModel
 from steps import _tracking
@@ -71,8 +72,9 @@ def report_evaluation(report: reports.HtmlReport, ev: Evaluation) -> None:
 def evaluate_splits(report: reports.HtmlReport, model: Any, splits: list[tuple[str, FeatureSet, Any]]):
     """Each ``(split, features, inputs)``: ``model.timed_predict_proba(inputs)`` evaluated against the
     features' labels and origins, into the report, MLflow and the step's metadata. Returns the summary
-    rows and the probabilities per split (those of an empty split too, for the ensembles)."""
-    rows, probs = [], {}
+    rows, the probabilities per split (those of an empty split too, for the ensembles) and the
+    confusion matrices."""
+    rows, probs, confusion = [], {}, ConfusionMatrices()
     for split, features, inputs in splits:
         p, seconds = model.timed_predict_proba(inputs)
         probs[split] = p
@@ -82,11 +84,12 @@ def evaluate_splits(report: reports.HtmlReport, model: Any, splits: list[tuple[s
                                     inference_time_s=seconds, n_params=model.n_params)
         rows.append(ev.summary_row())
         report_evaluation(report, ev)
+        confusion.add(ev)
         log_metadata(metadata={f"{split}_{k}": v for k, v in ev.summary_row().items() if k not in ("model", "split")})
-    return rows, probs
+    return rows, probs, confusion
 
 
-@step(experiment_tracker=True)
+@step(experiment_tracker=True, output_materializers={"confusion_matrices": ConfusionMatricesMaterializer})
 def evaluate_model(
     model: TrainedModel, val: FeatureSet, test: FeatureSet
 ) -> tuple[
@@ -94,12 +97,14 @@ def evaluate_model(
     Annotated[np.ndarray, "val_probabilities"],
     Annotated[np.ndarray, "test_probabilities"],
     Annotated[HTMLString, "evaluation_report"],
+    Annotated[ConfusionMatrices, "confusion_matrices"],
 ]:
     """Accuracy, loss, F1-macro, inference time, parameters; per origin and per class; confusion
-    matrices. The probabilities feed the ensembles."""
+    matrices (in the report, and as their own artifact: counts plus one image each). The
+    probabilities feed the ensembles."""
     report = reports.HtmlReport(f"Evaluation of {model.name}")
     report.paragraph(SPLIT_NOTE)
-    rows, probs = evaluate_splits(report, model, [("val", val, val), ("test", test, test)])
+    rows, probs, confusion = evaluate_splits(report, model, [("val", val, val), ("test", test, test)])
 
     metrics = pd.DataFrame(rows)
     report.heading("Summary")
@@ -110,4 +115,4 @@ def evaluate_model(
     html = report.render()
     _tracking.log_text(html, f"evaluation/{model.name}/report.html")
     log_model_to_mlflow(model)
-    return metrics, probs["val"], probs["test"], HTMLString(html)
+    return metrics, probs["val"], probs["test"], HTMLString(html), confusion
