@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_run(run_name: str | None):
-    """The run's family models, scaler, GA weights and comparison, from the project's ZenML store."""
+    """The run's predictor (its deployed model), the GA ensemble's members and weights, and the run."""
     from zenml.client import Client
 
     client = Client()
@@ -49,29 +49,30 @@ def load_run(run_name: str | None):
             raise SystemExit("no completed training run in the project's store: run `make demo` first")
         run = runs[0]
     steps = run.steps
-    models = [steps[name].outputs[f"{name.removeprefix('train_')}_model"][0].load()
-              for name in steps if name.startswith("train_") and not name.endswith("_no_scaled")
-              and name != "train_stacking_model"]
-    scaler = steps["scale_features"].outputs["scaler"][0].load()
-    comparison = steps["compare_models"].outputs["comparison"][0].load()
+    deployed = steps["build_predictor"].outputs["predictor"][0].load()
     weights = steps["ensemble_models"].outputs["ga_weights"][0].load() if "ensemble_models" in steps else None
-    return run, models, scaler, comparison, weights
+
+    def member(name: str):
+        step = steps["train_functionals_svm_model" if name == "functionals_svm" else f"train_{name}"]
+        return step.outputs[f"{name}_model"][0].load()
+
+    members = [member(name) for name in weights["model"]] if weights is not None else []
+    return run, deployed, members, weights
 
 
-def predictors(models, scaler, comparison, weights):
-    from speech_emotion.features import FeatureParams
+def predictors(deployed, members, weights):
+    """The best single network (by validation F1-macro) and the GA ensemble, with the run's scaler."""
+    from speech_emotion.models.trained import TrainedModel
     from speech_emotion.predictor import Predictor
 
-    params = FeatureParams(**{k: v for k, v in models[0].feature_params.items() if k in FeatureParams.model_fields})
-    val = comparison[(comparison["split"] == "val") & comparison["model"].isin([m.name for m in models])]
-    best_name = val.sort_values("f1_macro", ascending=False).iloc[0]["model"]
-    best = next(m for m in models if m.name == best_name)
-    single = Predictor(members=[best], scaler=scaler, feature_params=params)
+    nets = [m for m in members if isinstance(m, TrainedModel)] or [m for m in deployed.members]
+    best_name = min(nets, key=lambda m: min(m.history.get("val_loss", [float("inf")]))).name
+    best = next(m for m in nets if m.name == best_name)
+    single = Predictor(members=[best], scaler=deployed.scaler, feature_params=deployed.feature_params)
     ga = None
     if weights is not None and weights["weight"].notna().all():
-        table = weights.set_index("model")["weight"]
-        ga = Predictor(members=models, scaler=scaler, feature_params=params, kind="ga_ensemble",
-                       weights=[float(table[m.name]) for m in models])
+        ga = Predictor(members=members, scaler=deployed.scaler, feature_params=deployed.feature_params,
+                       kind="ga_ensemble", weights=[float(w) for w in weights["weight"]])
     return single, ga
 
 
@@ -141,8 +142,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-    run, models, scaler, comparison, weights = load_run(args.run)
-    single, ga = predictors(models, scaler, comparison, weights)
+    run, deployed, members, weights = load_run(args.run)
+    single, ga = predictors(deployed, members, weights)
     clips = sorted(str(p) for p in (ROOT / "data" / "demo").rglob("*.wav"))
     if len(clips) < args.clips:
         raise SystemExit(f"only {len(clips)} demo clips under data/demo; pass --clips {len(clips)}")
@@ -180,7 +181,8 @@ def main() -> None:
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"python {platform.python_version()}")
-    print(f"run: {run.name}; best single model: {single.name}; GA ensemble of {len(models)} models")
+    print(f"run: {run.name}; best single network (validation loss): {single.name}; "
+          f"GA ensemble of {len(members)} members ({', '.join(m.name for m in members)})")
     print(f"latency over {len(latency_clips)} clips, folder of {len(folder_clips)} clips, median of {args.repeat}")
     print("| measure | bare Keras per clip | predictor, best single | predictor, GA ensemble | ratio (single) |")
     print("| --- | --- | --- | --- | --- |")

@@ -10,7 +10,7 @@ import pandas as pd
 from zenml import log_metadata, step
 from zenml.types import HTMLString
 
-from materializers import ConfusionMatricesMaterializer
+from materializers import ConfusionMatricesMaterializer  # noqa: F401  (chosen by type for ConfusionMatrices outputs)
 from materializers.functionals_svm import FunctionalsSvmMaterializer
 from speech_emotion import reports
 from speech_emotion.evaluation import ConfusionMatrices
@@ -68,7 +68,7 @@ def train_functionals_svm_model(
     return model
 
 
-@step(experiment_tracker=True, output_materializers={"confusion_matrices": ConfusionMatricesMaterializer})
+@step(experiment_tracker=True)
 def evaluate_functionals_svm(
     model: FunctionalsSvm, val_x: np.ndarray, test_x: np.ndarray, val: FeatureSet, test: FeatureSet
 ) -> tuple[

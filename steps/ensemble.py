@@ -10,7 +10,7 @@ import pandas as pd
 from zenml import log_metadata, step
 from zenml.types import HTMLString
 
-from materializers import ConfusionMatricesMaterializer
+from materializers import ConfusionMatricesMaterializer  # noqa: F401  (chosen by type for ConfusionMatrices outputs)
 from speech_emotion import reports
 from speech_emotion.config import EnsembleConfig
 from speech_emotion.ensemble import (
@@ -34,7 +34,7 @@ def _member_seconds(member_metrics: list[pd.DataFrame], split: str) -> float:
     return total
 
 
-@step(experiment_tracker=True, output_materializers={"confusion_matrices": ConfusionMatricesMaterializer})
+@step(experiment_tracker=True)
 def ensemble_models(
     names: list[str],
     val_probabilities: list[np.ndarray],

@@ -10,7 +10,7 @@ import pandas as pd
 from zenml import log_metadata, step
 from zenml.types import HTMLString
 
-from materializers import ConfusionMatricesMaterializer
+from materializers import ConfusionMatricesMaterializer  # noqa: F401  (chosen by type for ConfusionMatrices outputs)
 from speech_emotion import reports
 from speech_emotion.evaluation import ConfusionMatrices, Evaluation, evaluate_probabilities
 from speech_emotion.features import FeatureSet
@@ -89,7 +89,7 @@ def evaluate_splits(report: reports.HtmlReport, model: Any, splits: list[tuple[s
     return rows, probs, confusion
 
 
-@step(experiment_tracker=True, output_materializers={"confusion_matrices": ConfusionMatricesMaterializer})
+@step(experiment_tracker=True)
 def evaluate_model(
     model: TrainedModel, val: FeatureSet, test: FeatureSet
 ) -> tuple[

@@ -175,6 +175,7 @@ def test_a_training_run_in_the_dashboard(dashboard, stack_id, tmp_path):
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            page.set_default_timeout(120_000)  # a loaded 2-core machine renders the graph slowly
             # nothing leaves the machine: the dashboard's pictures and hints from the internet are refused
             page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(url) else route.abort())
             _pass_first_screen(page, url)
@@ -183,8 +184,15 @@ def test_a_training_run_in_the_dashboard(dashboard, stack_id, tmp_path):
 
             page.goto(f"{url}/projects/default/runs/{run.id}")
             graph = page.locator(".react-flow")
-            for node in ("ingest_corpora", "train_cnn2d_lstm", "evaluate_cnn2d_lstm", "compare_models", "comparison_report"):
-                graph.locator(".react-flow__node", has_text=node).first.wait_for()
+            graph.locator(".react-flow__node", has_text="ingest_corpora").first.wait_for()
+            # the whole graph in view: react-flow only renders the nodes on screen
+            page.locator(".react-flow__controls-fitview, button[title*='fit' i], button[aria-label*='fit' i]").first.click()
+            try:
+                for node in ("ingest_corpora", "train_cnn2d_lstm", "evaluate_cnn2d_lstm", "compare_models",
+                             "comparison_report"):
+                    graph.locator(".react-flow__node", has_text=node).first.wait_for()
+            finally:
+                page.screenshot(path=str(tmp_path / "run_graph.png"))
             page.screenshot(path=str(tmp_path / "run_graph.png"))
 
             _open_node_tab(page, "comparison_report", "Visualization")
