@@ -127,15 +127,20 @@ def _mlflow_version_of(mv) -> int | None:
 
 def promote(mv, mlflow_version: int | None = None, uri: str | None = None, registered_model: str = MODEL_NAME) -> None:
     """Make ``mv`` production in ZenML and ``champion`` in MLflow; remember the version it replaces."""
-    from zenml.enums import ModelStages
-
     previous = production_version(mv.model.name)
-    mv.set_stage(ModelStages.PRODUCTION, force=True)
+    _set_production(mv, mlflow_version, uri, registered_model)
     if previous is not None and previous.id != mv.id:
         _client().create_run_metadata(
             metadata={"previous_production": previous.name},
             resources=[_resource(mv)],
         )
+
+
+def _set_production(mv, mlflow_version: int | None, uri: str | None, registered_model: str) -> None:
+    """The ZenML stage (archiving the previous production version) and the MLflow alias, together."""
+    from zenml.enums import ModelStages
+
+    mv.set_stage(ModelStages.PRODUCTION, force=True)
     version = mlflow_version or _mlflow_version_of(mv)
     if version:
         _mlflow(uri).set_registered_model_alias(registered_model, ALIAS, str(version))
@@ -159,12 +164,7 @@ def rollback(model_name: str = MODEL_NAME, uri: str | None = None):
     if not previous:
         raise ModelNotFound(f"production version {current.name} records no previous production version")
     target = get_version(str(previous), model_name)
-    from zenml.enums import ModelStages
-
-    target.set_stage(ModelStages.PRODUCTION, force=True)  # archives the current one
-    version = _mlflow_version_of(target)
-    if version:
-        _mlflow(uri).set_registered_model_alias(model_name, ALIAS, str(version))
+    _set_production(target, None, uri, model_name)
     return target
 
 
@@ -184,13 +184,6 @@ def versions_table(model_name: str = MODEL_NAME) -> pd.DataFrame:
             "predictor": _has_predictor(mv),
         })
     return pd.DataFrame(rows)
-
-
-def log_and_register(predictor: Predictor, registered_model: str, example_audio: bytes | None):
-    """Log the predictor as a pyfunc model in the active MLflow run and register it."""
-    from speech_emotion.pyfunc import log_predictor
-
-    return log_predictor(predictor, example_audio=example_audio, registered_model_name=registered_model)
 
 
 def archive_old_versions(model_name: str = MODEL_NAME, keep: int = 5) -> list[str]:

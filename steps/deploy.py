@@ -10,6 +10,7 @@ Registration and promotion never come from the cache: a fully cached re-run stil
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Annotated
 
@@ -27,6 +28,7 @@ from speech_emotion.models.functionals_svm import FunctionalsSvm
 from speech_emotion.models.trained import TrainedModel
 from speech_emotion.predictor import Predictor, choose_model
 from speech_emotion.promotion import decide
+from speech_emotion.pyfunc import log_predictor
 from steps import _tracking
 
 logger = logging.getLogger(__name__)
@@ -122,7 +124,7 @@ def register_model(
     version = 0
     if _tracking.active():
         example = _example_audio(test)
-        info = versions.log_and_register(predictor, registered_model, example)
+        info = log_predictor(predictor, example_audio=example, registered_model_name=registered_model)
         version = int(info.registered_model_version or 0)
         logger.info("registered MLflow model %s version %s", registered_model, version)
     test_row = comparison[(comparison["split"] == "test") & (comparison["model"] == predictor.name)]
@@ -184,8 +186,7 @@ def promote_model(
         versions.promote(current, mlflow_version=mlflow_model_version or None,
                          registered_model=promotion.registered_model)
     elif decision.promote:
-        decision = type(decision)(**{**decision.__dict__, "promote": False,
-                                     "reason": decision.reason + "; promotion.enabled is false"})
+        decision = dataclasses.replace(decision, promote=False, reason=decision.reason + "; promotion.enabled is false")
     meta = decision.metadata()
     model_version.log_metadata({f"promotion_{k}": v for k, v in meta.items()})
     _tracking.log_metrics({f"promotion.{k}": float(v) for k, v in meta.items() if isinstance(v, (int, float))})
