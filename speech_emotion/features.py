@@ -28,6 +28,7 @@ import json
 import logging
 import os
 from collections.abc import Sequence
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -241,7 +242,9 @@ def extract_features(
     def results():
         jobs = [(paths[i], params) for i in todo]
         if workers > 1 and len(todo) > 1:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
+            # spawn, not fork: a forked child of a process that has loaded TensorFlow or ZenML's threads
+            # can crash on its first call (seen as "process pool terminated abruptly" in `make demo`)
+            with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
                 yield from pool.map(_extract_one, jobs, chunksize=8)
         else:
             yield from map(_extract_one, jobs)
