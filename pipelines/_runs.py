@@ -3,15 +3,18 @@
 Every pipeline of the project carries these hooks (:data:`RUN_HOOKS`):
 
 - ``on_init`` (once per run, in the orchestrator's process, before any step): on the local
-  orchestrator, SIGTERM and SIGINT stop the run. Left to itself, ZenML 0.98 turns either signal
-  into a failure of the current step and then goes on with every step that does not depend on it.
+  orchestrator, SIGTERM and SIGINT stop the run: the handler asks ZenML to stop it, with the reason
+  (one store write), and raises KeyboardInterrupt, so that no further step starts. Left to itself,
+  ZenML 0.98 marks the current step and the run failed and goes on with every step that does not
+  depend on the interrupted one.
 - ``on_start`` (before each step that executes; cached steps do not): records once per run which
   process runs it, as the run's metadata ``ser_process`` (host, boot id, pid, the process's start
   time, orchestrator flavor); and, once per process, marks the runs whose process is gone
   (:func:`clean_stale_runs`).
 - ``on_failure``: when a step was interrupted by SIGTERM or SIGINT, its MLflow run (and its open
-  child runs) end ``KILLED`` and the ZenML step and run ``stopped``, with a note saying why (MLflow
-  tag ``ser.end_reason`` and the run's description; ZenML's status reason), before the process exits.
+  child runs) end ``KILLED`` (ZenML's clean-up would end them ``FAILED``) with the note (MLflow tag
+  ``ser.end_reason`` and the run's description; the ZenML run, ``stopped``, has it as its status
+  reason), before the process exits. A signal between two steps is marked at exit.
 
 A run killed outright (SIGKILL, out of memory, power cut) cannot record anything. The next run's
 first executed step, or ``ser runs clean``, finds runs still marked running whose recorded process
