@@ -198,8 +198,9 @@ def _end_active_mlflow_runs(status: str) -> None:
 def mark_mlflow_killed(tracking_uri: str, run_name: str, note: str) -> list[str]:
     """End the MLflow run named after a ZenML run, and its open child runs, as KILLED with ``note``.
 
-    Returns the ids of the runs changed. A run that already ended KILLED or FAILED keeps its status
-    but gets the note; one that FINISHED is marked KILLED too: its pipeline run did not finish."""
+    Returns the ids of the runs changed. A run that FINISHED or FAILED is marked KILLED too: its
+    pipeline run did not finish, and a step's clean-up may have ended it FAILED before a run-level
+    hook (dynamic pipelines) got here."""
     import mlflow
     from mlflow.entities import ViewType
 
@@ -216,7 +217,7 @@ def mark_mlflow_killed(tracking_uri: str, run_name: str, note: str) -> list[str]
         description = root.data.tags.get(_DESCRIPTION_TAG, "")
         if note not in description:
             client.set_tag(root.info.run_id, _DESCRIPTION_TAG, f"{description}\n\n{note}".strip())
-        if root.info.status in ("RUNNING", "SCHEDULED", "FINISHED"):
+        if root.info.status != "KILLED":
             client.set_terminated(root.info.run_id, status="KILLED")
             changed.append(root.info.run_id)
         pending = [root.info.run_id]
