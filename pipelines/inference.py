@@ -13,6 +13,7 @@ from pathlib import Path
 
 from zenml import pipeline
 
+from pipelines._runs import RUN_HOOKS
 from steps.inference import predict_folder
 
 
@@ -23,7 +24,7 @@ def _absolute(path: str) -> str:
     return str(p if p.is_absolute() else Path(source_utils.get_source_root()) / p)
 
 
-@pipeline(enable_cache=False)
+@pipeline(enable_cache=False, **RUN_HOOKS)
 def inference_pipeline(folder: str = "data/demo", out_csv: str | None = None) -> None:
     """``folder`` and ``out_csv`` are relative to the project root unless absolute."""
     predict_folder(folder=_absolute(folder), out_csv=_absolute(out_csv) if out_csv else None)

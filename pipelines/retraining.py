@@ -21,6 +21,7 @@ import logging
 
 from zenml import Model, pipeline
 
+from pipelines._runs import RUN_HOOKS
 from pipelines.training import (
     LIBRARY_CACHE_POLICY,
     check_configuration,
@@ -49,7 +50,7 @@ from steps.retrain import archive_old_versions, check_for_new_data
 logger = logging.getLogger(__name__)
 
 
-@pipeline(dynamic=True, enable_cache=True, cache_policy=LIBRARY_CACHE_POLICY)
+@pipeline(dynamic=True, enable_cache=True, cache_policy=LIBRARY_CACHE_POLICY, **RUN_HOOKS)
 def retraining_pipeline(
     corpora: CorporaConfig = CorporaConfig(demo={}),
     ingest: IngestConfig = IngestConfig(),

@@ -16,6 +16,7 @@ from pathlib import Path
 from zenml import pipeline
 from zenml.config import CachePolicy
 
+from pipelines._runs import RUN_HOOKS
 from speech_emotion.config import (
     AblationConfig,
     CorporaConfig,
@@ -267,7 +268,7 @@ def compose_training(
     return promote(predictor, test_raw, promotion, mlflow_version)
 
 
-@pipeline(enable_cache=True, cache_policy=LIBRARY_CACHE_POLICY)
+@pipeline(enable_cache=True, cache_policy=LIBRARY_CACHE_POLICY, **RUN_HOOKS)
 def training_pipeline(
     corpora: CorporaConfig = CorporaConfig(demo={}),
     ingest: IngestConfig = IngestConfig(),

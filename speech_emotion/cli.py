@@ -10,6 +10,7 @@
     ser schedule install|list|remove   a weekly (or any cron) retrain in the user's crontab
     ser serve                       the production model over HTTP, with a page to try it
     ser dashboard [start|stop|status]   the ZenML dashboard on this project's store (client config untouched)
+    ser runs clean [--dry-run]      mark runs left 'running' by a killed process as failed / KILLED
 
 Inside the project every command uses the project's ZenML store (``.zenml-home``)
 unless ``ZENML_CONFIG_PATH`` says otherwise.
@@ -113,11 +114,24 @@ def setup_stack(root: Path | None, activate: bool = True) -> str:
     return str(client.get_stack(STACK).id)
 
 
+def create_mlflow_store(uri: str) -> None:
+    """Create MLflow's tracking and registry tables now (idempotent), so that two first-ever runs
+    started together do not both run MLflow's database migrations (ZenML's store is created by
+    ``Client()`` in :func:`setup_stack`)."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.search_experiments(max_results=1)
+    client.search_registered_models(max_results=1)
+
+
 def _cmd_setup(args: argparse.Namespace) -> int:
     setup_stack(Path(args.root).resolve())
+    uri = mlflow_tracking_uri()
+    create_mlflow_store(uri)
     print(f"ZenML repository at {Path(args.root).resolve()}; active stack '{STACK}' "
           f"(local orchestrator, local artifact store, MLflow tracker '{TRACKER}')")
-    print(f"MLflow tracking URI: {mlflow_tracking_uri()}")
+    print(f"MLflow tracking URI: {uri} (database created)")
     return 0
 
 
@@ -342,6 +356,26 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_runs(args: argparse.Namespace) -> int:
+    from pipelines._runs import clean_stale_runs
+
+    found = clean_stale_runs(found_by="ser runs clean", dry_run=args.dry_run)
+    if not found:
+        print("no run is marked running")
+        return 0
+    for run in found:
+        if run.marked:
+            verdict = "marked failed (ZenML) and KILLED (MLflow)"
+        elif run.state == "gone":
+            verdict = "process gone: would be marked failed / KILLED" if args.dry_run else "process gone, not marked"
+        elif run.state == "alive":
+            verdict = "still running: left alone"
+        else:
+            verdict = "cannot be checked from here: left alone"
+        print(f"{run.name}  [{run.status}]  {verdict}  ({run.reason})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ser",
@@ -465,6 +499,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reload-interval", type=float, default=60.0, metavar="S",
                    help="check for a new production version at most every S seconds (default: 60)")
     p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser(
+        "runs",
+        help="mark runs left 'running' by a killed process as failed (ZenML) and KILLED (MLflow)",
+        description="A run whose process was killed (SIGKILL, out of memory, power cut) stays 'running' in "
+        "ZenML and MLflow. `ser runs clean` finds the runs marked running whose process is gone from this "
+        "machine (host, boot, pid and start time are recorded in each run's metadata 'ser_process') and marks "
+        "them failed in ZenML and KILLED in MLflow, with a note. Runs on other machines or remote orchestrators "
+        "are left alone. Every pipeline run does the same when its first step starts.",
+    )
+    p.add_argument("action", choices=["clean"])
+    p.add_argument("--dry-run", action="store_true", help="only say what would be marked")
+    p.set_defaults(func=_cmd_runs)
 
     p = sub.add_parser(
         "dashboard",

@@ -134,7 +134,9 @@ def tune_family(
     progress: bool = False,
 ) -> TuningResult:
     """Hyperband search of ``family``'s hyperparameters; trials (checkpoints, oracle state) go
-    to ``directory/<family>``, overwritten. Raises ValueError when ``config.enabled`` is False."""
+    to ``directory/<family>``, overwritten: give every run a folder of its own (the pipeline's
+    step uses a fresh temporary folder, so runs at the same time never share one). Raises
+    ValueError when ``config.enabled`` is False."""
     if not config.enabled:
         raise ValueError("tuning is disabled (TuningConfig.enabled is False)")
     import keras

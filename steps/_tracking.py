@@ -87,8 +87,25 @@ def child_run(name: str, tags: dict[str, str] | None = None) -> Iterator[None]:
     if not active():
         yield
         return
-    with mlflow.start_run(run_name=name, nested=True, tags=tags or {}):
+    # not ``with mlflow.start_run(...)``: that ends the child FAILED on any exception, and an
+    # interrupted run's children end KILLED, as the run itself does (pipelines/_runs.py)
+    child = mlflow.start_run(run_name=name, nested=True, tags=tags or {})
+    status = "FINISHED"
+    try:
         yield
+    except BaseException as exc:
+        status = "KILLED" if interrupted(exc) else "FAILED"
+        raise
+    finally:
+        current = mlflow.active_run()
+        if current is not None and current.info.run_id == child.info.run_id:  # not ended by a signal's handling
+            mlflow.end_run(status=status)
+
+
+def interrupted(exc: BaseException) -> bool:
+    """A signal (SIGTERM, SIGINT) stopped the step, as opposed to an error in it."""
+    return isinstance(exc, KeyboardInterrupt) or type(exc).__name__ in ("RunInterruptedException",
+                                                                        "RunStoppedException")
 
 
 def set_experiment_kind() -> None:

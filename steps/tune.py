@@ -45,6 +45,7 @@ def tune_model(
     with _tracking.child_run(f"tune/{family}", {"family": family, "stage": "tuning"}):
         _tracking.log_params("tuning", tuning.model_dump(exclude={"space"}))
         _tracking.log_dict(tuning.space, f"tuning/{family}_space.json")
+        # keras-tuner's project folder: one per run (and removed after it), never shared by two runs
         with tempfile.TemporaryDirectory(prefix=f"tune-{family}-") as directory:
             result = tune_family(family, train, val, tuning, directory, on_trial_end=log_trial)
         _tracking.log_params("best", result.best_hparams)
