@@ -16,6 +16,7 @@ from pathlib import Path
 from zenml import pipeline
 from zenml.config import CachePolicy
 
+from speech_emotion import storage
 from speech_emotion.config import (
     AblationConfig,
     CorporaConfig,
@@ -72,18 +73,22 @@ def hash_cache_dir() -> Path:
 
 
 def resolve_corpora(corpora: CorporaConfig, base: Path | None = None) -> dict[str, str]:
-    """Absolute corpus roots; synthesises the demo corpus first when it is configured and missing."""
+    """Absolute corpus roots, or object-storage URLs as given (``s3://...``); synthesises the demo corpus first
+    when it is configured and missing."""
     base = base or project_root()
     roots = corpora.explicit_roots(base)
     if corpora.demo is not None:  # generated if missing; explicit roots (e.g. data/demo/TESS) take precedence
         from speech_emotion.demo_corpus import generate_demo_corpus
 
+        if storage.is_url(corpora.demo.root):
+            raise ValueError(f"corpora.demo.root {corpora.demo.root!r}: the demo corpus is generated on local disk; "
+                             "upload it and name the URLs as corpora.tess, corpora.savee, ... instead")
         demo_root = Path(corpora.demo.root)
         demo_root = demo_root if demo_root.is_absolute() else base / demo_root
         demo = generate_demo_corpus(demo_root, per_class=corpora.demo.per_class, seed=corpora.demo.seed)
         for corpus, root in demo.items():
-            roots.setdefault(corpus, root)
-    missing = {c: str(p) for c, p in roots.items() if not Path(p).is_dir()}
+            roots.setdefault(corpus, str(root))
+    missing = {c: str(p) for c, p in roots.items() if not storage.is_dir(p)}
     if missing:
         raise FileNotFoundError(f"corpus folders not found: {missing}")
     return {c: str(p) for c, p in sorted(roots.items())}
@@ -93,7 +98,7 @@ def resolve_custom_corpora(corpora: CorporaConfig, base: Path | None = None) -> 
     """The custom corpora with absolute roots (relative ones are taken from the project root)."""
     base = base or project_root()
     custom = [c.resolved(base) for c in corpora.custom]
-    missing = {c.name: c.root for c in custom if not Path(c.root).is_dir()}
+    missing = {c.name: c.root for c in custom if not storage.is_dir(c.root)}
     if missing:
         raise FileNotFoundError(f"custom corpus folders not found: {missing}")
     return custom

@@ -44,7 +44,8 @@ class DemoCorpusConfig(_Config):
 class CorporaConfig(_Config):
     """Where the corpora are: a folder per built-in corpus, the demo corpus, and custom corpora.
 
-    Relative paths are taken from the project root. A corpus left out (None)
+    Relative paths are taken from the project root; a root may also be an object-storage URL
+    (``s3://bucket/corpora/TESS``, any fsspec URL). A corpus left out (None)
     is not used. When ``demo`` is set, corpora without a folder of their own
     come from the demo corpus. ``custom`` describes any other corpus by a
     pattern and an emotion map (:mod:`speech_emotion.corpora.custom`).
@@ -72,14 +73,11 @@ class CorporaConfig(_Config):
         builtin = [c for c in CORPORA if getattr(self, c) or self.demo is not None]
         return builtin + [c.name for c in self.custom]
 
-    def explicit_roots(self, base: Path) -> dict[str, Path]:
-        roots = {}
-        for corpus in CORPORA:
-            value = getattr(self, corpus)
-            if value:
-                path = Path(value).expanduser()
-                roots[corpus] = path if path.is_absolute() else base / path
-        return roots
+    def explicit_roots(self, base: Path) -> dict[str, str]:
+        """The built-in corpora's own roots: absolute local paths, or object-storage URLs as given."""
+        from speech_emotion.storage import resolve
+
+        return {corpus: resolve(getattr(self, corpus), base) for corpus in CORPORA if getattr(self, corpus)}
 
 
 class IngestConfig(_Config):
@@ -120,7 +118,7 @@ class FeatureConfig(FeatureParams):
 
     model_config = ConfigDict(frozen=False, extra="forbid")
 
-    #: content-addressed cache of per-clip features; relative to the project root
+    #: content-addressed cache of per-clip features; relative to the project root, or a URL (s3://...)
     cache_dir: str | None = "data/cache/features"
     workers: int = Field(1, ge=1)
     scale: bool = True
