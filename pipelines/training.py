@@ -25,6 +25,7 @@ from speech_emotion.config import (
     FeatureConfig,
     IngestConfig,
     PromotionConfig,
+    ResourcesConfig,
     SplitConfig,
     StackingConfig,
     TrainingConfig,
@@ -57,6 +58,7 @@ from steps.baseline import (
     train_functionals_svm_model,
     tune_functionals_svm,
 )
+from steps.resources import with_resources
 
 logger = logging.getLogger(__name__)
 
@@ -182,15 +184,20 @@ def compose_training(
     promotion: PromotionConfig,
     source: str = "",
     model=None,
+    resources: ResourcesConfig = ResourcesConfig(),
 ):
     """The step graph from the utterance table to the promotion gate, shared by the training and
     retraining pipelines. ``model`` (a ``zenml.Model``) is given to the deployment steps when the
     pipeline itself has none (retraining decides at run time whether a version is made at all).
-    Returns the promotion step's output."""
+    Returns the promotion step's output. ``resources`` says what the GPU- and CPU-bound steps ask the
+    orchestrator for (:mod:`steps.resources`)."""
+    tune_model_, train_model_, train_stacking_model_, extract_features_, extract_functionals_, tune_svm_, train_svm_ = (
+        with_resources(s, resources) for s in (tune_model, train_model, train_stacking_model, extract_features,
+                                               extract_functionals, tune_functionals_svm, train_functionals_svm_model))
     train_utt, val_utt, test_utt = split_dataset(utterances, split)
     analyse_dataset(utterances, rejected, train_utt, val_utt, test_utt)
     # workers and the cache folder change how, not what: kept out of the steps' cache keys
-    extract = extract_features.with_options(extra={"workers": features.workers, "cache_dir": features.cache_dir})
+    extract = extract_features_.with_options(extra={"workers": features.workers, "cache_dir": features.cache_dir})
     params = features.params()
     train_raw = extract(train_utt, params, id="extract_train_features")
     val_raw = extract(val_utt, params, id="extract_val_features")
@@ -198,7 +205,7 @@ def compose_training(
     scaler, train_f, val_f, test_f = scale_features(train_raw, val_raw, test_raw, scale=features.scale)
 
     def fit_and_evaluate(family: str, hparams, name: str, train, val, test):
-        trained = train_model.with_options(substitutions={"model_name": name})(
+        trained = train_model_.with_options(substitutions={"model_name": name})(
             train, val, family=family, hparams=hparams, training=training, name=name, id=f"train_{name}"
         )
         return trained, *evaluate_model(trained, val, test, id=f"evaluate_{name}")
@@ -206,14 +213,14 @@ def compose_training(
     def fit_baseline(fixed: dict):
         """The classical baseline: functionals of every split, [validation grid over C and gamma], SVM."""
         kind = FunctionalsSvmHParams.from_dict(fixed).features
-        x = {name: extract_functionals(utt, kind, features.sample_rate, id=f"extract_{name}_functionals")
+        x = {name: extract_functionals_(utt, kind, features.sample_rate, id=f"extract_{name}_functionals")
              for name, utt in (("train", train_utt), ("val", val_utt), ("test", test_utt))}
         hparams = fixed
         grid = {**{k: v for k, v in BASELINE_GRID.items() if k not in fixed}, **search_spaces.get(BASELINE, {})}
         if tuning.enabled and grid:  # C and gamma both fixed: nothing to search
-            hparams, _ = tune_functionals_svm(x["train"], train_f, x["val"], val_f, fixed_hparams=fixed, grid=grid,
+            hparams, _ = tune_svm_(x["train"], train_f, x["val"], val_f, fixed_hparams=fixed, grid=grid,
                                               seed=training.seed, id=f"tune_{BASELINE}")
-        model = train_functionals_svm_model(x["train"], train_f, hparams=hparams, seed=training.seed)
+        model = train_svm_(x["train"], train_f, hparams=hparams, seed=training.seed)
         metrics, val_p, test_p, *_ = evaluate_functionals_svm(model, x["val"], x["test"], val_f, test_f)
         return model, metrics, val_p, test_p
 
@@ -228,7 +235,7 @@ def compose_training(
             test_probs.append(test_p)
             continue
         if tuning.enabled:
-            chosen[family], _ = tune_model(
+            chosen[family], _ = tune_model_(
                 train_f, val_f, family=family, fixed_hparams=fixed, space=search_spaces.get(family, {}),
                 config=tuning, id=f"tune_{family}",
             )
@@ -256,7 +263,7 @@ def compose_training(
 
     stacked = None
     if stacking.enabled:
-        stacked = train_stacking_model(train_f, val_f, stacking)
+        stacked = train_stacking_model_(train_f, val_f, stacking)
         metrics, *_ = evaluate_model(stacked, val_f, test_f, id="evaluate_stacking")
         all_metrics.append(metrics)
 
@@ -287,6 +294,7 @@ def training_pipeline(
     ablation: AblationConfig = AblationConfig(),
     deploy: DeployConfig = DeployConfig(),
     promotion: PromotionConfig = PromotionConfig(),
+    resources: ResourcesConfig = ResourcesConfig(),
 ) -> None:
     """``families`` maps each family to train to its hyperparameters: fixed when tuning is off;
     when it is on, they stay fixed and the rest of the family's search space (or the
@@ -298,9 +306,11 @@ def training_pipeline(
     every_root = {**roots, **{c.name: c.root for c in custom}}
     # content of every file (hashes cached by path, size and mtime): new or edited audio misses the cache
     fingerprint = files_fingerprint(every_root, cache_dir=hash_cache_dir())
-    utterances, rejected = ingest_corpora(roots=roots, options=ingest, fingerprint=fingerprint, custom=custom)
+    ingest_step = with_resources(ingest_corpora, resources)
+    utterances, rejected = ingest_step(roots=roots, options=ingest, fingerprint=fingerprint, custom=custom)
     compose_training(
         utterances, rejected, every_root, split=split, features=features, families=families, tuning=tuning,
         search_spaces=search_spaces, training=training, ensemble=ensemble, stacking=stacking, ablation=ablation,
         deploy=deploy, promotion=promotion, source=source_fingerprint(fingerprint, ingest.model_dump()),
+        resources=resources,
     )

@@ -24,7 +24,7 @@ from speech_emotion.models.cnn_lstm import CnnLstmHParams
 
 __all__ = [
     "AblationConfig", "CorporaConfig", "DemoCorpusConfig", "DeployConfig", "EnsembleConfig", "FeatureConfig", "GAConfig",
-    "IngestConfig", "ModelConfig", "PromotionConfig", "RetrainConfig", "SEED_FAMILIES", "SplitConfig", "StackingConfig", "TrainingConfig",
+    "IngestConfig", "ModelConfig", "PromotionConfig", "ResourcesConfig", "RetrainConfig", "SEED_FAMILIES", "SplitConfig", "StackingConfig", "TrainingConfig",
     "TuningConfig", "check_families",
 ]
 
@@ -280,3 +280,42 @@ class RetrainConfig(_Config):
     keep_versions: int = Field(5, ge=1)
     #: the ZenML Model whose production version the data is compared with, and which a run versions
     model: str = "speech_emotion"
+
+
+class StepResources(_Config):
+    """What one kind of step asks the orchestrator for (ZenML's ``ResourceSettings`` and component settings).
+
+    Left empty, nothing is requested: the local orchestrator cannot honour requests (it warns about each
+    step that makes one), and a GPU or CPU request on a cluster is what decides where a pod runs.
+    """
+
+    #: CPU cores, GPUs and memory ("16GB") requested for each of these steps (ZenML ``ResourceSettings``)
+    cpu_count: float | None = Field(None, gt=0)
+    gpu_count: int | None = Field(None, ge=0)
+    memory: str | None = Field(None, pattern=r"^\d+(\.\d+)?(KB|KiB|MB|MiB|GB|GiB|TB|TiB|PB|PiB)$")
+    #: run these steps on this step operator (e.g. a Kubernetes step operator on GPU nodes)
+    step_operator: str | None = None
+    #: the orchestrator's own settings for these steps, e.g. ``{pod_settings: {node_selectors: ...,
+    #: tolerations: [...]}}`` for Kubernetes and Kubeflow (validated against the active orchestrator's flavor)
+    orchestrator: dict[str, Any] = Field(default_factory=dict)
+    #: the step operator's settings for these steps (e.g. its ``pod_settings``)
+    step_operator_settings: dict[str, Any] = Field(default_factory=dict)
+
+    def requests_anything(self) -> bool:
+        return any(v not in (None, {}) for v in self.model_dump().values())
+
+
+class ResourcesConfig(_Config):
+    """Resource needs by kind of step; the code says which step is of which kind.
+
+    - ``gpu``: tuning, training and the stacking ensemble (Keras). TensorFlow uses a GPU when the pod has one;
+      ask for it here (``gpu_count: 1``) on a cluster with GPU nodes.
+    - ``cpu``: ingestion, feature extraction (per split, running in parallel on an orchestrator that runs
+      independent steps at once, and with ``features.workers`` processes each) and the classical baseline's
+      functionals. CPU-bound: ask for cores (``cpu_count``) to match ``features.workers``.
+
+    Requests change where steps run, not what they compute: they are not part of any cache key.
+    """
+
+    gpu: StepResources = Field(default_factory=StepResources)
+    cpu: StepResources = Field(default_factory=StepResources)
