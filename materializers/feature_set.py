@@ -2,6 +2,9 @@
 
 Arrays are plain ``.npy`` (no pickle), so on a local artifact store they load
 memory-mapped: a step that reads a 1 GB log-mel set touches only what it uses.
+From a remote store (S3, GCS) the folder is downloaded to a temporary folder
+that is removed before ``load`` returns (on POSIX the arrays stay memory-mapped
+on the removed files; elsewhere they are read into memory).
 """
 
 from __future__ import annotations
@@ -35,15 +38,19 @@ class FeatureSetMaterializer(BaseMaterializer):
 
     def load(self, data_type: type[Any]) -> FeatureSet:
         if is_local(self.uri):
-            folder = self.uri
-        else:
-            with self.get_temporary_directory(delete_at_exit=False) as tmp:
-                download_dir(self.uri, tmp)
-                folder = tmp
+            return self._read(self.uri, mmap=True)
+        # a remote store (s3://...): download, read, and remove the download before returning. On POSIX the
+        # arrays stay memory-mapped: a mapping outlives its file's name, the disk space goes when it is closed.
+        with self.get_temporary_directory(delete_at_exit=True) as tmp:
+            download_dir(self.uri, tmp)
+            return self._read(tmp, mmap=os.name == "posix")
+
+    @staticmethod
+    def _read(folder: str, mmap: bool) -> FeatureSet:
         with open(os.path.join(folder, META)) as f:
             meta = json.load(f)
         arrays = {
-            name: np.load(os.path.join(folder, f"{name}.npy"), mmap_mode="r", allow_pickle=False)
+            name: np.load(os.path.join(folder, f"{name}.npy"), mmap_mode="r" if mmap else None, allow_pickle=False)
             for name in FeatureSet.ARRAYS
         }
         return FeatureSet(**arrays, params=meta["params"], scaled=meta["scaled"])

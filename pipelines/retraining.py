@@ -38,6 +38,7 @@ from speech_emotion.config import (
     FeatureConfig,
     IngestConfig,
     PromotionConfig,
+    ResourcesConfig,
     RetrainConfig,
     SplitConfig,
     StackingConfig,
@@ -45,6 +46,7 @@ from speech_emotion.config import (
     TuningConfig,
 )
 from speech_emotion.corpora.fingerprint import files_fingerprint, source_fingerprint
+from steps.resources import with_resources
 from steps.retrain import archive_old_versions, check_for_new_data
 
 logger = logging.getLogger(__name__)
@@ -66,6 +68,7 @@ def retraining_pipeline(
     deploy: DeployConfig = DeployConfig(),
     promotion: PromotionConfig = PromotionConfig(),
     retrain: RetrainConfig = RetrainConfig(),
+    resources: ResourcesConfig = ResourcesConfig(),
 ) -> None:
     """The training pipeline's parameters plus ``retrain``."""
     check_configuration(families, tuning, search_spaces, features, ablation, corpora=corpora, split=split)
@@ -76,7 +79,7 @@ def retraining_pipeline(
     custom = resolve_custom_corpora(corpora)
     every_root = {**roots, **{c.name: c.root for c in custom}}
     cache = str(hash_cache_dir())
-    utterances, rejected, _, decision = check_for_new_data(roots, ingest, retrain, cache, custom=custom)
+    utterances, rejected, _, decision = with_resources(check_for_new_data, resources)(roots, ingest, retrain, cache, custom=custom)
     if not decision.load()["train"]:
         logger.info("no new data: nothing to train")
         return
@@ -85,6 +88,6 @@ def retraining_pipeline(
     promoted = compose_training(
         utterances, rejected, every_root, split=split, features=features, families=families, tuning=tuning,
         search_spaces=search_spaces, training=training, ensemble=ensemble, stacking=stacking, ablation=ablation,
-        deploy=deploy, promotion=promotion, source=source, model=Model(name=retrain.model),
+        deploy=deploy, promotion=promotion, source=source, model=Model(name=retrain.model), resources=resources,
     )
     archive_old_versions(promoted, model=retrain.model, keep=retrain.keep_versions)

@@ -17,6 +17,7 @@ from zenml import pipeline
 from zenml.config import CachePolicy
 
 from pipelines._runs import RUN_HOOKS
+from speech_emotion import storage
 from speech_emotion.config import (
     AblationConfig,
     CorporaConfig,
@@ -25,6 +26,7 @@ from speech_emotion.config import (
     FeatureConfig,
     IngestConfig,
     PromotionConfig,
+    ResourcesConfig,
     SplitConfig,
     StackingConfig,
     TrainingConfig,
@@ -57,6 +59,7 @@ from steps.baseline import (
     train_functionals_svm_model,
     tune_functionals_svm,
 )
+from steps.resources import with_resources
 
 logger = logging.getLogger(__name__)
 
@@ -73,18 +76,22 @@ def hash_cache_dir() -> Path:
 
 
 def resolve_corpora(corpora: CorporaConfig, base: Path | None = None) -> dict[str, str]:
-    """Absolute corpus roots; synthesises the demo corpus first when it is configured and missing."""
+    """Absolute corpus roots, or object-storage URLs as given (``s3://...``); synthesises the demo corpus first
+    when it is configured and missing."""
     base = base or project_root()
     roots = corpora.explicit_roots(base)
     if corpora.demo is not None:  # generated if missing; explicit roots (e.g. data/demo/TESS) take precedence
         from speech_emotion.demo_corpus import generate_demo_corpus
 
+        if storage.is_url(corpora.demo.root):
+            raise ValueError(f"corpora.demo.root {corpora.demo.root!r}: the demo corpus is generated on local disk; "
+                             "upload it and name the URLs as corpora.tess, corpora.savee, ... instead")
         demo_root = Path(corpora.demo.root)
         demo_root = demo_root if demo_root.is_absolute() else base / demo_root
         demo = generate_demo_corpus(demo_root, per_class=corpora.demo.per_class, seed=corpora.demo.seed)
         for corpus, root in demo.items():
-            roots.setdefault(corpus, root)
-    missing = {c: str(p) for c, p in roots.items() if not Path(p).is_dir()}
+            roots.setdefault(corpus, str(root))
+    missing = {c: str(p) for c, p in roots.items() if not storage.is_dir(p)}
     if missing:
         raise FileNotFoundError(f"corpus folders not found: {missing}")
     return {c: str(p) for c, p in sorted(roots.items())}
@@ -94,7 +101,7 @@ def resolve_custom_corpora(corpora: CorporaConfig, base: Path | None = None) -> 
     """The custom corpora with absolute roots (relative ones are taken from the project root)."""
     base = base or project_root()
     custom = [c.resolved(base) for c in corpora.custom]
-    missing = {c.name: c.root for c in custom if not Path(c.root).is_dir()}
+    missing = {c.name: c.root for c in custom if not storage.is_dir(c.root)}
     if missing:
         raise FileNotFoundError(f"custom corpus folders not found: {missing}")
     return custom
@@ -178,15 +185,20 @@ def compose_training(
     promotion: PromotionConfig,
     source: str = "",
     model=None,
+    resources: ResourcesConfig = ResourcesConfig(),
 ):
     """The step graph from the utterance table to the promotion gate, shared by the training and
     retraining pipelines. ``model`` (a ``zenml.Model``) is given to the deployment steps when the
     pipeline itself has none (retraining decides at run time whether a version is made at all).
-    Returns the promotion step's output."""
+    Returns the promotion step's output. ``resources`` says what the GPU- and CPU-bound steps ask the
+    orchestrator for (:mod:`steps.resources`)."""
+    tune_model_, train_model_, train_stacking_model_, extract_features_, extract_functionals_, tune_svm_, train_svm_ = (
+        with_resources(s, resources) for s in (tune_model, train_model, train_stacking_model, extract_features,
+                                               extract_functionals, tune_functionals_svm, train_functionals_svm_model))
     train_utt, val_utt, test_utt = split_dataset(utterances, split)
     analyse_dataset(utterances, rejected, train_utt, val_utt, test_utt)
     # workers and the cache folder change how, not what: kept out of the steps' cache keys
-    extract = extract_features.with_options(extra={"workers": features.workers, "cache_dir": features.cache_dir})
+    extract = extract_features_.with_options(extra={"workers": features.workers, "cache_dir": features.cache_dir})
     params = features.params()
     train_raw = extract(train_utt, params, id="extract_train_features")
     val_raw = extract(val_utt, params, id="extract_val_features")
@@ -194,7 +206,7 @@ def compose_training(
     scaler, train_f, val_f, test_f = scale_features(train_raw, val_raw, test_raw, scale=features.scale)
 
     def fit_and_evaluate(family: str, hparams, name: str, train, val, test):
-        trained = train_model.with_options(substitutions={"model_name": name})(
+        trained = train_model_.with_options(substitutions={"model_name": name})(
             train, val, family=family, hparams=hparams, training=training, name=name, id=f"train_{name}"
         )
         return trained, *evaluate_model(trained, val, test, id=f"evaluate_{name}")
@@ -202,14 +214,14 @@ def compose_training(
     def fit_baseline(fixed: dict):
         """The classical baseline: functionals of every split, [validation grid over C and gamma], SVM."""
         kind = FunctionalsSvmHParams.from_dict(fixed).features
-        x = {name: extract_functionals(utt, kind, features.sample_rate, id=f"extract_{name}_functionals")
+        x = {name: extract_functionals_(utt, kind, features.sample_rate, id=f"extract_{name}_functionals")
              for name, utt in (("train", train_utt), ("val", val_utt), ("test", test_utt))}
         hparams = fixed
         grid = {**{k: v for k, v in BASELINE_GRID.items() if k not in fixed}, **search_spaces.get(BASELINE, {})}
         if tuning.enabled and grid:  # C and gamma both fixed: nothing to search
-            hparams, _ = tune_functionals_svm(x["train"], train_f, x["val"], val_f, fixed_hparams=fixed, grid=grid,
+            hparams, _ = tune_svm_(x["train"], train_f, x["val"], val_f, fixed_hparams=fixed, grid=grid,
                                               seed=training.seed, id=f"tune_{BASELINE}")
-        model = train_functionals_svm_model(x["train"], train_f, hparams=hparams, seed=training.seed)
+        model = train_svm_(x["train"], train_f, hparams=hparams, seed=training.seed)
         metrics, val_p, test_p, *_ = evaluate_functionals_svm(model, x["val"], x["test"], val_f, test_f)
         return model, metrics, val_p, test_p
 
@@ -224,7 +236,7 @@ def compose_training(
             test_probs.append(test_p)
             continue
         if tuning.enabled:
-            chosen[family], _ = tune_model(
+            chosen[family], _ = tune_model_(
                 train_f, val_f, family=family, fixed_hparams=fixed, space=search_spaces.get(family, {}),
                 config=tuning, id=f"tune_{family}",
             )
@@ -252,7 +264,7 @@ def compose_training(
 
     stacked = None
     if stacking.enabled:
-        stacked = train_stacking_model(train_f, val_f, stacking)
+        stacked = train_stacking_model_(train_f, val_f, stacking)
         metrics, *_ = evaluate_model(stacked, val_f, test_f, id="evaluate_stacking")
         all_metrics.append(metrics)
 
@@ -283,6 +295,7 @@ def training_pipeline(
     ablation: AblationConfig = AblationConfig(),
     deploy: DeployConfig = DeployConfig(),
     promotion: PromotionConfig = PromotionConfig(),
+    resources: ResourcesConfig = ResourcesConfig(),
 ) -> None:
     """``families`` maps each family to train to its hyperparameters: fixed when tuning is off;
     when it is on, they stay fixed and the rest of the family's search space (or the
@@ -294,9 +307,11 @@ def training_pipeline(
     every_root = {**roots, **{c.name: c.root for c in custom}}
     # content of every file (hashes cached by path, size and mtime): new or edited audio misses the cache
     fingerprint = files_fingerprint(every_root, cache_dir=hash_cache_dir())
-    utterances, rejected = ingest_corpora(roots=roots, options=ingest, fingerprint=fingerprint, custom=custom)
+    ingest_step = with_resources(ingest_corpora, resources)
+    utterances, rejected = ingest_step(roots=roots, options=ingest, fingerprint=fingerprint, custom=custom)
     compose_training(
         utterances, rejected, every_root, split=split, features=features, families=families, tuning=tuning,
         search_spaces=search_spaces, training=training, ensemble=ensemble, stacking=stacking, ablation=ablation,
         deploy=deploy, promotion=promotion, source=source_fingerprint(fingerprint, ingest.model_dump()),
+        resources=resources,
     )

@@ -48,6 +48,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from speech_emotion import storage
 from speech_emotion.corpora.common import RejectReason
 
 __all__ = [
@@ -63,6 +64,7 @@ __all__ = [
     "check_signal",
     "peak_dbfs",
     "is_git_lfs_pointer",
+    "is_lfs_pointer_bytes",
 ]
 
 TARGET_SR = 16000
@@ -124,6 +126,11 @@ class AudioInfo:
 # --------------------------------------------------------------------------- #
 # Header inspection
 # --------------------------------------------------------------------------- #
+
+
+def is_lfs_pointer_bytes(data: bytes) -> bool:
+    """True if a file's whole content is a Git LFS pointer stub."""
+    return len(data) <= _LFS_POINTER_MAX_BYTES and data.startswith(LFS_POINTER_PREFIX)
 
 
 def is_git_lfs_pointer(path: str | os.PathLike) -> bool:
@@ -339,9 +346,9 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
 
     Returns ``(y, sample_rate)`` at the file's native rate. Raises
     :class:`AudioError` (see the module docstring) or :class:`FileNotFoundError`.
+    ``path`` may be an object-storage URL (``s3://...``; :mod:`speech_emotion.storage`).
     """
-    p = Path(path)
-    y, info = decode_audio_bytes(p.read_bytes(), p)
+    y, info = decode_audio_bytes(storage.read_bytes(path), path)
     return y, info.sample_rate
 
 

@@ -24,7 +24,7 @@ from speech_emotion.models.cnn_lstm import CnnLstmHParams
 
 __all__ = [
     "AblationConfig", "CorporaConfig", "DemoCorpusConfig", "DeployConfig", "EnsembleConfig", "FeatureConfig", "GAConfig",
-    "IngestConfig", "ModelConfig", "PromotionConfig", "RetrainConfig", "SEED_FAMILIES", "SplitConfig", "StackingConfig", "TrainingConfig",
+    "IngestConfig", "ModelConfig", "PromotionConfig", "ResourcesConfig", "RetrainConfig", "SEED_FAMILIES", "SplitConfig", "StackingConfig", "TrainingConfig",
     "TuningConfig", "check_families",
 ]
 
@@ -44,7 +44,8 @@ class DemoCorpusConfig(_Config):
 class CorporaConfig(_Config):
     """Where the corpora are: a folder per built-in corpus, the demo corpus, and custom corpora.
 
-    Relative paths are taken from the project root. A corpus left out (None)
+    Relative paths are taken from the project root; a root may also be an object-storage URL
+    (``s3://bucket/corpora/TESS``, any fsspec URL). A corpus left out (None)
     is not used. When ``demo`` is set, corpora without a folder of their own
     come from the demo corpus. ``custom`` describes any other corpus by a
     pattern and an emotion map (:mod:`speech_emotion.corpora.custom`).
@@ -72,14 +73,11 @@ class CorporaConfig(_Config):
         builtin = [c for c in CORPORA if getattr(self, c) or self.demo is not None]
         return builtin + [c.name for c in self.custom]
 
-    def explicit_roots(self, base: Path) -> dict[str, Path]:
-        roots = {}
-        for corpus in CORPORA:
-            value = getattr(self, corpus)
-            if value:
-                path = Path(value).expanduser()
-                roots[corpus] = path if path.is_absolute() else base / path
-        return roots
+    def explicit_roots(self, base: Path) -> dict[str, str]:
+        """The built-in corpora's own roots: absolute local paths, or object-storage URLs as given."""
+        from speech_emotion.storage import resolve
+
+        return {corpus: resolve(getattr(self, corpus), base) for corpus in CORPORA if getattr(self, corpus)}
 
 
 class IngestConfig(_Config):
@@ -120,7 +118,7 @@ class FeatureConfig(FeatureParams):
 
     model_config = ConfigDict(frozen=False, extra="forbid")
 
-    #: content-addressed cache of per-clip features; relative to the project root
+    #: content-addressed cache of per-clip features; relative to the project root, or a URL (s3://...)
     cache_dir: str | None = "data/cache/features"
     workers: int = Field(1, ge=1)
     scale: bool = True
@@ -282,3 +280,42 @@ class RetrainConfig(_Config):
     keep_versions: int = Field(5, ge=1)
     #: the ZenML Model whose production version the data is compared with, and which a run versions
     model: str = "speech_emotion"
+
+
+class StepResources(_Config):
+    """What one kind of step asks the orchestrator for (ZenML's ``ResourceSettings`` and component settings).
+
+    Left empty, nothing is requested: the local orchestrator cannot honour requests (it warns about each
+    step that makes one), and a GPU or CPU request on a cluster is what decides where a pod runs.
+    """
+
+    #: CPU cores, GPUs and memory ("16GB") requested for each of these steps (ZenML ``ResourceSettings``)
+    cpu_count: float | None = Field(None, gt=0)
+    gpu_count: int | None = Field(None, ge=0)
+    memory: str | None = Field(None, pattern=r"^\d+(\.\d+)?(KB|KiB|MB|MiB|GB|GiB|TB|TiB|PB|PiB)$")
+    #: run these steps on this step operator (e.g. a Kubernetes step operator on GPU nodes)
+    step_operator: str | None = None
+    #: the orchestrator's own settings for these steps, e.g. ``{pod_settings: {node_selectors: ...,
+    #: tolerations: [...]}}`` for Kubernetes and Kubeflow (validated against the active orchestrator's flavor)
+    orchestrator: dict[str, Any] = Field(default_factory=dict)
+    #: the step operator's settings for these steps (e.g. its ``pod_settings``)
+    step_operator_settings: dict[str, Any] = Field(default_factory=dict)
+
+    def requests_anything(self) -> bool:
+        return any(v not in (None, {}) for v in self.model_dump().values())
+
+
+class ResourcesConfig(_Config):
+    """Resource needs by kind of step; the code says which step is of which kind.
+
+    - ``gpu``: tuning, training and the stacking ensemble (Keras). TensorFlow uses a GPU when the pod has one;
+      ask for it here (``gpu_count: 1``) on a cluster with GPU nodes.
+    - ``cpu``: ingestion, feature extraction (per split, running in parallel on an orchestrator that runs
+      independent steps at once, and with ``features.workers`` processes each) and the classical baseline's
+      functionals. CPU-bound: ask for cores (``cpu_count``) to match ``features.workers``.
+
+    Requests change where steps run, not what they compute: they are not part of any cache key.
+    """
+
+    gpu: StepResources = Field(default_factory=StepResources)
+    cpu: StepResources = Field(default_factory=StepResources)

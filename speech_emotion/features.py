@@ -17,7 +17,8 @@ fraction of the cost of the seed's one-call-per-feature loop (bench/).
 
 Extraction is cached per clip in a folder of ``.npz`` files keyed by the clip's
 content hash, the feature parameters and the feature code, so adding audio files
-only computes features for the new ones.
+only computes features for the new ones. Clips and the cache folder may be local
+or on object storage (``s3://...``, :mod:`speech_emotion.storage`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from speech_emotion import storage
 from speech_emotion.audio import load_audio
 from speech_emotion.provenance import feature_code_fingerprint
 
@@ -180,28 +182,70 @@ class FeatureCache:
     feature or audio code, or another librosa/numpy/soxr version, starts a fresh folder
     instead of serving features the current code would not compute
     (:func:`speech_emotion.provenance.feature_code_fingerprint`).
+
+    ``root`` may be an object-storage URL (``s3://bucket/cache/features``): entries are then
+    read concurrently, a batch at a time (:meth:`get_many`), and written in one request each
+    (an object store's PUT is atomic), so pods on a cluster share one cache without a shared disk.
     """
 
     def __init__(self, root: str | Path, params: FeatureParams):
-        self.root = Path(root) / f"{params.key()}-{feature_code_fingerprint()[:12]}"
-        self.root.mkdir(parents=True, exist_ok=True)
+        folder = f"{params.key()}-{feature_code_fingerprint()[:12]}"
+        self.remote = storage.is_url(str(root))
+        if self.remote:
+            self.root: str | Path = storage.join(str(root), folder)
+        else:
+            self.root = Path(root) / folder
+            self.root.mkdir(parents=True, exist_ok=True)
 
-    def _path(self, content_hash: str) -> Path:
+    def _path(self, content_hash: str) -> str | Path:
+        if self.remote:
+            return storage.join(self.root, content_hash[:2], f"{content_hash}.npz")
         return self.root / content_hash[:2] / f"{content_hash}.npz"
 
-    def get(self, content_hash: str) -> ClipFeatures | None:
-        path = self._path(content_hash)
-        if not path.exists():
-            return None
+    @staticmethod
+    def _decode(path, source) -> ClipFeatures | None:
         try:
-            with np.load(path) as data:
+            with np.load(source) as data:
                 return ClipFeatures(**{k: data[k] for k in ("mfcc", "chroma", "mel", "logmel")})
         except Exception as exc:  # a torn write from an interrupted run
             logger.warning("ignoring unreadable feature cache entry %s: %s", path, exc)
             return None
 
+    def get(self, content_hash: str) -> ClipFeatures | None:
+        return self.get_many([content_hash])[0]
+
+    def get_many(self, content_hashes: Sequence[str], batch: int = 128) -> list[ClipFeatures | None]:
+        """The cached features of each clip, ``None`` where there are none."""
+        if not self.remote:
+            out = []
+            for h in content_hashes:
+                path = self._path(h)
+                out.append(self._decode(path, path) if path.exists() else None)
+            return out
+        import io
+
+        out = []
+        for start in range(0, len(content_hashes), batch):
+            paths = [self._path(h) for h in content_hashes[start : start + batch]]
+            for path, data in zip(paths, storage.read_many(paths)):
+                if isinstance(data, FileNotFoundError):
+                    out.append(None)
+                elif isinstance(data, Exception):
+                    logger.warning("cannot read feature cache entry %s: %s", path, data)
+                    out.append(None)
+                else:
+                    out.append(self._decode(path, io.BytesIO(data)))
+        return out
+
     def put(self, content_hash: str, feats: ClipFeatures) -> None:
         path = self._path(content_hash)
+        if self.remote:
+            import io
+
+            buf = io.BytesIO()
+            np.savez(buf, **asdict(feats))
+            storage.write_bytes(path, buf.getvalue())
+            return
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
         np.savez(tmp, **asdict(feats))
@@ -230,8 +274,8 @@ def extract_features(
     out = _empty_arrays(n, params)
     cache = FeatureCache(cache_dir, params) if cache_dir is not None else None
     todo: list[int] = []
-    for i in range(n):
-        hit = cache.get(content_hashes[i]) if cache and content_hashes is not None else None
+    hits = cache.get_many(content_hashes) if cache and content_hashes is not None else [None] * n
+    for i, hit in enumerate(hits):
         if hit is None:
             todo.append(i)
         else:

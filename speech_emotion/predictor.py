@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from speech_emotion import storage
 from speech_emotion.audio import AudioError, check_signal, decode_audio_bytes, resample, to_mono
 from speech_emotion.corpora.common import RejectReason
 from speech_emotion.features import FeatureParams, FeatureScaler, clip_features, feature_set_from_clips
@@ -67,9 +68,17 @@ def _library_versions() -> dict[str, str]:
 
 
 def find_audio_files(paths: Sequence[str | os.PathLike]) -> list[str]:
-    """Files as given, and every audio file (by suffix) under the folders given, recursively, sorted."""
+    """Files as given, and every audio file (by suffix) under the folders given, recursively, sorted.
+    A folder or file may be an object-storage URL (``s3://bucket/clips/``); it stays a URL."""
     out: list[str] = []
     for p in paths:
+        if storage.is_url(str(p)):
+            if storage.is_dir(str(p)):
+                out.extend(f.url for f in storage.list_remote_files(str(p))
+                           if storage.name_path(f.url).suffix.lower() in AUDIO_SUFFIXES)
+            else:
+                out.append(str(p))
+            continue
         p = Path(p)
         if p.is_dir():
             out.extend(str(f) for f in sorted(p.rglob("*")) if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES)
@@ -207,7 +216,7 @@ class Predictor:
         out = _Decoded(path=path)
         try:
             if data is None:
-                data = Path(path).read_bytes()
+                data = storage.read_bytes(path)  # a local path or an object-storage URL
             y, info = decode_audio_bytes(data, path or None)
             check_signal(y, info.sample_rate, **self.audio_checks)
         except AudioError as err:

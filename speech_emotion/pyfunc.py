@@ -23,6 +23,7 @@ import mlflow
 import pandas as pd
 
 from speech_emotion.predictor import Predictor
+from speech_emotion.storage import is_url
 
 ALLOWED_ROOT_ENV = "SER_ALLOWED_AUDIO_ROOT"
 MAX_MB_ENV = "SER_MAX_AUDIO_MB"
@@ -51,6 +52,8 @@ def path_refusal(path: str, root: Path | None) -> str | None:
     if root is None:
         return (f"path inputs are refused: set {ALLOWED_ROOT_ENV} to a folder before the model is loaded "
                 "to allow reading audio files under it, or post the audio bytes instead")
+    if is_url(path):  # the predictor reads s3:// and other fsspec URLs: a service never follows one
+        return f"URLs are refused ({path.split('://', 1)[0]}://); post the audio bytes, or a path under {root}"
     resolved = Path(path).resolve()  # symlinks and .. cannot lead out of the root
     if not resolved.is_relative_to(root):
         return f"path is outside {ALLOWED_ROOT_ENV} ({root}); refused"

@@ -11,6 +11,7 @@ from zenml import get_step_context, step
 from materializers import FeatureScalerMaterializer, FeatureSetMaterializer
 from speech_emotion.corpora.common import EMOTION_TO_INDEX
 from speech_emotion.features import FeatureParams, FeatureScaler, FeatureSet, extract_features as extract
+from speech_emotion.storage import is_url
 from steps import _tracking
 
 
@@ -21,7 +22,7 @@ def runtime_settings() -> tuple[int, str | None]:
     except RuntimeError:  # called outside a pipeline
         extra = {}
     cache_dir = extra.get("cache_dir")
-    if cache_dir and not Path(cache_dir).is_absolute():
+    if cache_dir and not is_url(cache_dir) and not Path(cache_dir).is_absolute():  # a URL (s3://...) stays one
         from zenml.utils import source_utils
 
         cache_dir = str(Path(source_utils.get_source_root()) / cache_dir)

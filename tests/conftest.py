@@ -50,3 +50,36 @@ def artifact_uri(request) -> str:
     uri = Path(Client().active_stack.artifact_store.path) / "tests" / f"{request.node.name}-{uuid.uuid4().hex[:8]}"
     uri.mkdir(parents=True)
     return str(uri)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A moto S3 server on loopback for the session; its environment (endpoint, dummy credentials) is set in
+    this process while it runs and restored after. Started only by the tests that ask for it."""
+    from tests.servers import moto_s3
+
+    with moto_s3() as env:
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            yield env
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
+@pytest.fixture
+def s3_bucket(s3_server, request) -> str:
+    """A fresh, empty bucket on the loopback S3 server; its URL (``s3://name``)."""
+    import re
+    import uuid
+
+    import fsspec
+
+    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-") + "-" + uuid.uuid4().hex[:8]
+    fs = fsspec.filesystem("s3", skip_instance_cache=True)
+    fs.mkdir(name)
+    return f"s3://{name}"

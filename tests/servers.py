@@ -33,16 +33,27 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def running(cmd: list[str], ready_url: str, env: dict | None = None, cwd=None, timeout: float = 300) -> Iterator[None]:
-    """Run ``cmd`` until the block ends; enter the block once ``ready_url`` answers."""
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+def running(cmd: list[str], ready_url: str, env: dict | None = None, cwd=None, timeout: float = 300,
+            log: str | os.PathLike | None = None) -> Iterator[None]:
+    """Run ``cmd`` until the block ends; enter the block once ``ready_url`` answers.
+
+    A server that logs every request must be given a ``log`` file: its output would otherwise fill the
+    pipe nobody reads while the block runs, and the server would hang on its next log line."""
+    out = open(log, "wb") if log is not None else subprocess.PIPE
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def output() -> str:
+        if log is None:
+            return proc.stdout.read().decode(errors="replace")[-5000:]
+        out.flush()
+        with open(log, "rb") as f:
+            return f.read().decode(errors="replace")[-5000:]
+
     try:
         deadline = time.time() + timeout
         while True:
             if proc.poll() is not None:
-                raise AssertionError(f"{cmd[0]} exited with {proc.returncode}:\n"
-                                     + proc.stdout.read().decode(errors="replace")[-5000:])
+                raise AssertionError(f"{cmd[0]} exited with {proc.returncode}:\n" + output())
             try:
                 with urllib.request.urlopen(ready_url, timeout=5) as r:
                     if r.status == 200:
@@ -55,3 +66,27 @@ def running(cmd: list[str], ready_url: str, env: dict | None = None, cwd=None, t
         yield
     finally:
         stop(proc)
+        if log is not None:
+            out.close()
+
+
+#: dummy credentials for the loopback S3 server (moto accepts any)
+S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@contextlib.contextmanager
+def moto_s3() -> Iterator[dict[str, str]]:
+    """A real S3 API on a free loopback port (``moto`` server). Yields the environment that points boto3, s3fs
+    (``AWS_ENDPOINT_URL_S3``) and MLflow (``MLFLOW_S3_ENDPOINT_URL``) at it, with dummy credentials."""
+    import shutil
+    import sys
+
+    import tempfile
+
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    exe = shutil.which("moto_server", path=os.path.dirname(sys.executable)) or "moto_server"
+    with tempfile.TemporaryDirectory(prefix="moto-") as tmp, \
+            running([exe, "-H", "127.0.0.1", "-p", str(port)], f"{endpoint}/moto-api/", timeout=120,
+                    log=os.path.join(tmp, "moto.log")):
+        yield {**S3_CREDENTIALS, "AWS_ENDPOINT_URL_S3": endpoint, "MLFLOW_S3_ENDPOINT_URL": endpoint}

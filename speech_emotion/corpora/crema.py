@@ -25,6 +25,7 @@ some copies, Git LFS pointer stubs instead of wavs; ingestion rejects both.
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import re
 from collections.abc import Iterable, Mapping
@@ -97,47 +98,51 @@ def actor_gender(actor: int, genders: Mapping[int, str] | None = None) -> str:
 
 
 def read_demographics(csv_path: str | Path) -> dict[int, str]:
-    """Read ``VideoDemographics.csv`` into ``{actor_id: "male" | "female"}``.
+    """Read ``VideoDemographics.csv`` (a path or an object-storage URL) into ``{actor_id: "male" | "female"}``.
 
     Rows whose id or sex cannot be read are skipped. Raises :class:`OSError`
     or :class:`ValueError` (missing columns) for an unusable file.
     """
+    from speech_emotion import storage
+
     out: dict[int, str] = {}
-    with open(csv_path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        fields = {(name or "").strip().lower(): name for name in reader.fieldnames or []}
-        if "actorid" not in fields or "sex" not in fields:
-            raise ValueError(
-                f"{csv_path}: expected columns ActorID and Sex, got {reader.fieldnames}"
-            )
-        for row in reader:
-            try:
-                actor = int(str(row[fields["actorid"]]).strip())
-            except (TypeError, ValueError):
-                continue
-            sex = str(row[fields["sex"]] or "").strip().lower()
-            if sex in ("male", "female"):
-                out[actor] = sex
+    text = storage.read_bytes(csv_path).decode("utf-8-sig")
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    fields = {(name or "").strip().lower(): name for name in reader.fieldnames or []}
+    if "actorid" not in fields or "sex" not in fields:
+        raise ValueError(
+            f"{csv_path}: expected columns ActorID and Sex, got {reader.fieldnames}"
+        )
+    for row in reader:
+        try:
+            actor = int(str(row[fields["actorid"]]).strip())
+        except (TypeError, ValueError):
+            continue
+        sex = str(row[fields["sex"]] or "").strip().lower()
+        if sex in ("male", "female"):
+            out[actor] = sex
     return out
 
 
-def find_demographics(root: Path, files: Iterable[Path] = ()) -> dict[int, str] | None:
-    """Find and read a ``VideoDemographics.csv`` for a CREMA-D root, if any.
+def find_demographics(root: str | Path, files: Iterable[str | Path] = ()) -> dict[int, str] | None:
+    """Find and read a ``VideoDemographics.csv`` for a CREMA-D root (a folder or an object-storage URL), if any.
 
     Looks among ``files`` (the files found under the root, first in sorted
     order wins), then next to ``root`` when ``root`` is the ``AudioWAV``
     folder. Returns ``None`` (use the embedded table) when there is none or it
     cannot be read (logged as a warning).
     """
-    root = Path(root)
-    candidates = sorted(p for p in files if p.name.lower() == DEMOGRAPHICS_FILE.lower())
-    beside = root.parent / DEMOGRAPHICS_FILE
-    if root.name.lower() == "audiowav" and beside.is_file():
-        candidates.append(beside)
+    from speech_emotion import storage
+
+    candidates = sorted((str(p) for p in files if storage.name_path(p).name.lower() == DEMOGRAPHICS_FILE.lower()))
+    if storage.name_path(root).name.lower() == "audiowav":
+        beside = storage.join(storage.parent(root), DEMOGRAPHICS_FILE)
+        if storage.is_file(beside):
+            candidates.append(beside)
     for csv_path in candidates:
         try:
             table = read_demographics(csv_path)
-        except (OSError, ValueError, csv.Error) as err:
+        except (OSError, ValueError, UnicodeDecodeError, csv.Error) as err:
             logger.warning(
                 "cannot read CREMA-D demographics %s (%s); using the embedded table", csv_path, err
             )

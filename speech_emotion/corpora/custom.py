@@ -103,9 +103,10 @@ class CustomCorpus(BaseModel):
         return re.compile(self.pattern)
 
     def resolved(self, base: Path) -> "CustomCorpus":
-        """This corpus with ``root`` made absolute (relative roots are taken from ``base``)."""
-        root = Path(self.root).expanduser()
-        return self.model_copy(update={"root": str(root if root.is_absolute() else base / root)})
+        """This corpus with ``root`` made absolute (relative roots are taken from ``base``; a URL stays as it is)."""
+        from speech_emotion.storage import resolve
+
+        return self.model_copy(update={"root": resolve(self.root, base)})
 
 
 def _gender(corpus: CustomCorpus, groups: dict[str, str | None], speaker: str | None) -> str:

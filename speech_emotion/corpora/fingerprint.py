@@ -10,7 +10,9 @@ while adding, removing, renaming or editing a file is.
 - :func:`files_fingerprint` digests every file under the corpus roots before
   ingestion (the ingest step's cache key). Content hashes are cached by
   (relative path, size, modification time) in ``cache_dir``, so an unchanged
-  corpus is fingerprinted with one ``stat`` per file.
+  corpus is fingerprinted with one ``stat`` per file. A root on object storage
+  (``s3://...``) is listed once, and a hash is reused while the object's size
+  and version (ETag, generation or modification time) are unchanged.
 
 Both are 32-character hex digests (MD5 of the sorted records; not a security
 boundary, only an identity).
@@ -24,6 +26,8 @@ import logging
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+
+from speech_emotion.storage import is_url, list_remote_files, read_many
 
 logger = logging.getLogger(__name__)
 
@@ -58,14 +62,17 @@ class ContentHashCache:
 
     One JSON file per root in ``cache_dir``; written atomically, so concurrent
     runs at worst recompute a hash. Without ``cache_dir`` every file is hashed.
+    A root may be an object-storage URL: its entries are then validated by the
+    object's size and version (see :func:`speech_emotion.storage.list_remote_files`).
     """
 
     def __init__(self, root: str | os.PathLike, cache_dir: str | os.PathLike | None = None):
-        self.root = Path(root)
+        self.root = root if is_url(root) else Path(root)
         self.path: Path | None = None
         self.entries: dict[str, list] = {}
         if cache_dir is not None:
-            key = hashlib.sha1(str(self.root.resolve()).encode()).hexdigest()[:16]
+            where = str(self.root).rstrip("/") if is_url(root) else str(self.root.resolve())
+            key = hashlib.sha1(where.encode()).hexdigest()[:16]
             self.path = Path(cache_dir) / f"{key}.json"
             try:
                 self.entries = json.loads(self.path.read_text())
@@ -81,14 +88,49 @@ class ContentHashCache:
             st = path.stat()
         except OSError:
             return None
+        return self._cached(relpath, st.st_size, st.st_mtime_ns, lambda: file_sha1(path))
+
+    def remote_sha1s(self, files, batch: int = 64) -> list[str | None]:
+        """The sha1 of each object (:class:`speech_emotion.storage.RemoteFile`), None where unreadable.
+        Objects whose hash is not known are fetched concurrently, a batch at a time. Without a version
+        from the store an object is read every time (never a stale hash)."""
+        out: list[str | None] = []
+        for start in range(0, len(files), batch):
+            chunk = files[start : start + batch]
+            known = {f.relpath: self._known(f.relpath, f.size, f.version) for f in chunk if f.version}
+            todo = [f for f in chunk if known.get(f.relpath) is None]
+            fetched = dict(zip((f.relpath for f in todo), read_many([f.url for f in todo])))
+            for f in chunk:
+                if known.get(f.relpath) is not None:
+                    out.append(known[f.relpath])
+                    continue
+                data = fetched[f.relpath]
+                sha = None if isinstance(data, Exception) else hashlib.sha1(data).hexdigest()
+                if sha is not None and f.version:
+                    self.entries[f.relpath] = [f.size, f.version, sha]
+                    self._dirty = True
+                out.append(sha)
+        return out
+
+    def _known(self, relpath: str, size: int, version) -> str | None:
         entry = self.entries.get(relpath)
-        if entry and entry[0] == st.st_size and entry[1] == st.st_mtime_ns:
-            return entry[2]
+        return entry[2] if entry and entry[0] == size and entry[1] == version else None
+
+    @staticmethod
+    def _hash(compute) -> str | None:
         try:
-            sha = file_sha1(path)
+            return compute()
         except OSError:
             return None
-        self.entries[relpath] = [st.st_size, st.st_mtime_ns, sha]
+
+    def _cached(self, relpath: str, size: int, version, compute) -> str | None:
+        known = self._known(relpath, size, version)
+        if known is not None:
+            return known
+        sha = self._hash(compute)
+        if sha is None:
+            return None
+        self.entries[relpath] = [size, version, sha]
         self._dirty = True
         return sha
 
@@ -106,17 +148,23 @@ class ContentHashCache:
 
 
 def files_fingerprint(roots: Mapping[str, str | os.PathLike], cache_dir: str | os.PathLike | None = None) -> str:
-    """Digest of every file under the corpus roots (relative path and content)."""
+    """Digest of every file under the corpus roots (relative path and content); roots may be URLs."""
     from speech_emotion.corpora.ingest import list_files
 
     records = []
     for corpus in sorted(roots):
-        root = Path(roots[corpus])
+        root = roots[corpus]
         cache = ContentHashCache(root, cache_dir)
-        for path in list_files(root):
-            relpath = path.relative_to(root).as_posix()
-            sha = cache.sha1(relpath, path)
-            records.append((corpus, relpath, sha or "unreadable"))
+        if is_url(root):
+            files = list_remote_files(str(root))
+            for f, sha in zip(files, cache.remote_sha1s(files)):
+                records.append((corpus, f.relpath, sha or "unreadable"))
+        else:
+            root = Path(root)
+            for path in list_files(root):
+                relpath = path.relative_to(root).as_posix()
+                sha = cache.sha1(relpath, path)
+                records.append((corpus, relpath, sha or "unreadable"))
         cache.save()
     return _digest(records)
 

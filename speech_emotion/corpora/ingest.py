@@ -25,10 +25,15 @@ Checks, in order, for each file (the first failing one decides the reason):
    ``TRUNCATED_AUDIO``, ``EMPTY_AUDIO``, ``TOO_SHORT``, ``SILENT_AUDIO``
    (see :mod:`speech_emotion.audio`);
 6. duplicates: byte-identical files (sha1) anywhere in the run; the
-   lexicographically first absolute path is kept, the others are
+   lexicographically first absolute path (or URL) is kept, the others are
    ``DUPLICATE`` naming the kept file.
 
-Each file is read from disk once: the bytes are hashed and decoded from memory.
+Each file is read once: the bytes are hashed and decoded from memory.
+
+A root may be a local folder or an object-storage URL (``s3://bucket/corpora/TESS``, any fsspec
+URL; :mod:`speech_emotion.storage`). Files under a URL are listed with fsspec and fetched
+concurrently, a batch at a time; ``path`` is then the file's URL, and ``relpath`` (relative to
+the root) is the same wherever the corpus lies, so ids and fingerprints survive a move.
 Each rejection is logged as one warning on the ``speech_emotion.corpora``
 logger and the run goes on.
 
@@ -44,12 +49,13 @@ import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath, PurePosixPath
 
 import pandas as pd
 from tqdm.auto import tqdm
 
-from speech_emotion.audio import AudioError, check_signal, decode_audio_bytes, is_git_lfs_pointer
+from speech_emotion import storage
+from speech_emotion.audio import AudioError, check_signal, decode_audio_bytes, is_git_lfs_pointer, is_lfs_pointer_bytes
 from speech_emotion.corpora import crema, ravdess, savee, tess
 from speech_emotion.corpora.common import (
     AUDIO_EXTENSIONS,
@@ -133,21 +139,41 @@ class IngestResult:
 Parser = Callable[[Path], ParsedName]
 
 
+@dataclass(frozen=True)
+class _File:
+    """One file found under a corpus root, local or on object storage."""
+
+    path: str  # what the tables show: the absolute local path, or the URL
+    relpath: str  # relative to the corpus root, "/"-separated
+    name: PurePath  # for the name parsers (name, stem, parent folder); never opened
+    remote: bool = False
+
+
+def _list(root: str) -> list[_File]:
+    """Every file under a local root (os.walk, as :func:`list_files`) or a URL root (fsspec), sorted."""
+    if storage.is_url(root):
+        return [_File(f.url, f.relpath, storage.name_path(f.url), remote=True)
+                for f in storage.list_remote_files(root)]
+    base = Path(root)
+    # the path found, made absolute; a symlink is not replaced by its target
+    return [_File(os.path.abspath(p), p.relative_to(base).as_posix(), p) for p in list_files(base)]
+
+
 def _make_parser(
-    corpus: str, root: Path, files: list[Path], options: IngestOptions, spec: CustomCorpus | None = None
-) -> Parser:
+    corpus: str, root: str, files: list[_File], options: IngestOptions, spec: CustomCorpus | None = None
+) -> Callable[[_File], ParsedName]:
     """The name parser for one corpus root, bound to the options (and CREMA genders, or a custom corpus)."""
     if spec is not None:
-        return lambda p: parse_custom_name(p.relative_to(root), spec)
+        return lambda f: parse_custom_name(PurePosixPath(f.relpath), spec)
     if corpus == "tess":
-        return tess.parse_name
+        return lambda f: tess.parse_name(f.name)
     if corpus == "savee":
-        return savee.parse_name
+        return lambda f: savee.parse_name(f.name)
     if corpus == "ravdess":
-        return lambda p: ravdess.parse_name(p, options)
+        return lambda f: ravdess.parse_name(f.name, options)
     if corpus == "crema":
-        genders = crema.find_demographics(root, files)
-        return lambda p: crema.parse_name(p, genders=genders)
+        genders = crema.find_demographics(root, [f.path for f in files])
+        return lambda f: crema.parse_name(f.name, genders=genders)
     raise ValueError(f"unknown corpus {corpus!r}; expected one of {CORPORA}")
 
 
@@ -155,31 +181,31 @@ class CorpusNamingError(ValueError):
     """No file under a corpus root follows the corpus's naming: most likely the wrong folder."""
 
 
-def check_naming(corpus: str, root: Path, files: list[Path], parse: Parser) -> None:
+def check_naming(corpus: str, root: str, files: list[_File], parse: Callable[[_File], ParsedName]) -> None:
     """Raise :class:`CorpusNamingError` unless at least one ``.wav`` file's name parses.
 
     RAVDESS given as ``tess`` would otherwise reject every file one by one and the run would
     train on without it. Only names are read (no audio), and it stops at the first match.
     """
-    wavs = [p for p in files if p.suffix.lower() in AUDIO_EXTENSIONS]
-    first_error: tuple[Path, str] | None = None
-    for path in wavs:
+    wavs = [f for f in files if f.name.suffix.lower() in AUDIO_EXTENSIONS]
+    first_error: tuple[_File, str] | None = None
+    for f in wavs:
         try:
-            parse(path)
+            parse(f)
             return
         except NameParseError as err:
-            first_error = first_error or (path, err.detail)
+            first_error = first_error or (f, err.detail)
     if not files:
         why = "the folder is empty"
     elif first_error is None:
         why = f"{len(files)} files, none of them a .wav file"
     else:
-        path, detail = first_error
-        why = f"{len(wavs)} .wav files; the first, {path.relative_to(root).as_posix()}: {detail}"
+        f, detail = first_error
+        why = f"{len(wavs)} .wav files; the first, {f.relpath}: {detail}"
     raise CorpusNamingError(f"no file under {root} matches the {corpus} naming; is this the right folder? ({why})")
 
 
-def _metadata_note(corpus: str, path: Path) -> str:
+def _metadata_note(corpus: str, path: PurePath) -> str:
     if corpus == "crema" and path.name.lower() == "videodemographics.csv":
         return " (CREMA-D demographics, read for speaker genders)"
     return ""
@@ -203,13 +229,15 @@ class _Run:
         )
         logger.warning("rejected %s (%s): %s: %s", path, corpus, reason.value, detail)
 
-    def process(self, corpus: str, root: Path, path: Path, parse: Parser) -> None:
-        apath = os.path.abspath(path)  # the path found; a symlink is not replaced by its target
-        if path.suffix.lower() not in AUDIO_EXTENSIONS:
-            detail = "not a .wav file" + _metadata_note(corpus, path)
+    def process(self, corpus: str, f: _File, parse: Callable[[_File], ParsedName],
+                data: bytes | Exception | None = None) -> None:
+        """Check one file; ``data`` is its content when already fetched (object storage), else it is read here."""
+        apath = f.path
+        if f.name.suffix.lower() not in AUDIO_EXTENSIONS:
+            detail = "not a .wav file" + _metadata_note(corpus, f.name)
             self.reject(apath, corpus, RejectReason.NOT_AUDIO, detail)
             return
-        if is_git_lfs_pointer(path):
+        if (is_lfs_pointer_bytes(data) if isinstance(data, bytes) else not f.remote and is_git_lfs_pointer(f.path)):
             self.reject(
                 apath,
                 corpus,
@@ -218,7 +246,7 @@ class _Run:
             )
             return
         try:
-            parsed = parse(path)
+            parsed = parse(f)
         except NameParseError as err:
             self.reject(apath, corpus, err.reason, err.detail)
             return
@@ -227,9 +255,16 @@ class _Run:
             self.reject(apath, corpus, RejectReason.EXCLUDED_LABEL, detail)
             return
         try:
-            data = path.read_bytes()
+            if isinstance(data, Exception):
+                raise data
+            if data is None:
+                data = storage.read_bytes(f.path)
         except OSError as err:
             self.reject(apath, corpus, RejectReason.UNREADABLE_AUDIO, f"cannot read file: {err}")
+            return
+        if is_lfs_pointer_bytes(data):  # read here (a remote file fetched one by one)
+            self.reject(apath, corpus, RejectReason.GIT_LFS_POINTER,
+                        "Git LFS pointer stub, not audio (fetch the real file with `git lfs pull`)")
             return
         try:
             y, info = decode_audio_bytes(data, apath)
@@ -244,7 +279,7 @@ class _Run:
             return
         utt = Utterance(
             path=apath,
-            relpath=path.relative_to(root).as_posix(),
+            relpath=f.relpath,
             corpus=corpus,
             speaker=parsed.speaker,
             gender=parsed.gender,
@@ -280,6 +315,21 @@ class _Run:
         return out
 
 
+#: how many objects one concurrent fetch from object storage asks for
+REMOTE_BATCH = 64
+
+
+def _with_contents(files: list[_File]):
+    """Each file with its bytes when it lies on object storage (fetched concurrently, a batch at a time,
+    audio files only), or ``None`` (a local file is read when it is processed: the fast path)."""
+    for start in range(0, len(files), REMOTE_BATCH):
+        chunk = files[start : start + REMOTE_BATCH]
+        wanted = [f.path for f in chunk if f.remote and f.name.suffix.lower() in AUDIO_EXTENSIONS]
+        fetched = dict(zip(wanted, storage.read_many(wanted)))
+        for f in chunk:
+            yield f, fetched.get(f.path)
+
+
 def _frame(records: list, columns: list[str]) -> pd.DataFrame:
     df = pd.DataFrame([r.to_dict() for r in records], columns=columns)
     if len(df):
@@ -303,7 +353,7 @@ def ingest_corpora(
     docstring for the order of checks).
     """
     options = options or IngestOptions()
-    selected: list[tuple[str, Path, CustomCorpus | None]] = []
+    selected: list[tuple[str, str, CustomCorpus | None]] = []
     wanted = [(corpus, root, None) for corpus, root in roots.items()]
     wanted += [(spec.name, spec.root, spec) for spec in custom]
     for corpus, root, spec in wanted:
@@ -314,14 +364,20 @@ def ingest_corpora(
             continue
         if spec is not None and any(corpus == name for name, _, _ in selected):
             raise ValueError(f"custom corpus name {corpus!r} is used twice")
-        root_path = Path(root).expanduser()
-        if not root_path.exists():
-            raise FileNotFoundError(f"{corpus} root does not exist: {root_path}")
-        if not root_path.is_dir():
-            raise NotADirectoryError(f"{corpus} root is not a directory: {root_path}")
+        if storage.is_url(str(root)):  # object storage: a URL stays a string
+            root_path = str(root).rstrip("/")
+            if not storage.is_dir(root_path):
+                raise FileNotFoundError(f"{corpus} root does not exist (no object under it): {root_path}")
+        else:
+            local = Path(root).expanduser()
+            if not local.exists():
+                raise FileNotFoundError(f"{corpus} root does not exist: {local}")
+            if not local.is_dir():
+                raise NotADirectoryError(f"{corpus} root is not a directory: {local}")
+            root_path = str(local)
         selected.append((corpus, root_path, spec))
 
-    listed = [(corpus, root, spec, list_files(root)) for corpus, root, spec in selected]
+    listed = [(corpus, root, spec, _list(root)) for corpus, root, spec in selected]
     found = sum(len(files) for *_, files in listed)
     run = _Run(options)
     with tqdm(total=found, desc="ingest", unit="file", disable=not progress) as bar:
@@ -329,8 +385,8 @@ def ingest_corpora(
             parse = _make_parser(corpus, root, files, options, spec)
             check_naming(corpus, root, files, parse)
             bar.set_postfix_str(corpus)
-            for path in files:
-                run.process(corpus, root, path, parse)
+            for f, data in _with_contents(files):
+                run.process(corpus, f, parse, data)
                 bar.update(1)
     utterances = run.drop_duplicates()
     result = IngestResult(
