@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -33,16 +34,19 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def running(cmd: list[str], ready_url: str, env: dict | None = None, cwd=None, timeout: float = 300) -> Iterator[None]:
-    """Run ``cmd`` until the block ends; enter the block once ``ready_url`` answers."""
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+def running(cmd: list[str], ready_url: str, env: dict | None = None, cwd=None,
+            timeout: float = 300) -> Iterator[subprocess.Popen]:
+    """Run ``cmd`` until the block ends; enter the block (with the process) once ``ready_url`` answers."""
+    # output to a file, not a pipe: a busy server (a benchmark) would fill a pipe nobody reads, and block
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.time() + timeout
         while True:
             if proc.poll() is not None:
+                log.seek(0)
                 raise AssertionError(f"{cmd[0]} exited with {proc.returncode}:\n"
-                                     + proc.stdout.read().decode(errors="replace")[-5000:])
+                                     + log.read().decode(errors="replace")[-5000:])
             try:
                 with urllib.request.urlopen(ready_url, timeout=5) as r:
                     if r.status == 200:
@@ -52,6 +56,7 @@ def running(cmd: list[str], ready_url: str, env: dict | None = None, cwd=None, t
             if time.time() > deadline:
                 raise AssertionError(f"{' '.join(cmd)} did not answer {ready_url} in {timeout:.0f} s")
             time.sleep(0.5)
-        yield
+        yield proc
     finally:
         stop(proc)
+        log.close()
