@@ -115,6 +115,14 @@ def setup_stack(root: Path | None, activate: bool = True) -> str:
 
 
 def _cmd_setup(args: argparse.Namespace) -> int:
+    from speech_emotion.storage import probe
+
+    home = os.environ.get("ZENML_CONFIG_PATH")
+    why = probe(home) if home else None
+    if why:
+        print(f"ser setup: the ZenML store folder {home} {why}: free space there, make it writable, or point "
+              "ZENML_CONFIG_PATH at a writable folder with room", file=sys.stderr)
+        return 2
     setup_stack(Path(args.root).resolve())
     print(f"ZenML repository at {Path(args.root).resolve()}; active stack '{STACK}' "
           f"(local orchestrator, local artifact store, MLflow tracker '{TRACKER}')")

@@ -199,3 +199,12 @@ def test_zenml_pipeline_run_refuses_with_one_message_and_no_traceback(tmp_path):
     assert "cannot start the run:\n- the ZenML store folder" in proc.stderr, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr + proc.stdout
     assert not (tmp_path / "demo").exists()  # refused before the demo corpus was even generated
+
+
+def test_ser_setup_refuses_a_store_folder_it_cannot_fill(tmp_path):
+    env = {**os.environ, "SER_MIN_FREE_MB": str(2**40), "ZENML_CONFIG_PATH": str(tmp_path / "home")}
+    proc = subprocess.run([str(Path(sys.executable).with_name("ser")), "setup", "--root", str(tmp_path)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert f"the ZenML store folder {tmp_path / 'home'} has only" in proc.stderr and "ZENML_CONFIG_PATH" in proc.stderr
+    assert not (tmp_path / "home" / "config.yaml").exists()
