@@ -258,6 +258,7 @@ class Result:
     rss_end_mb: float = 0.0
     peak_mb: float = 0.0
     up_at_end: bool = False
+    bad_answers: dict = field(default_factory=dict)  # kind -> {"status error": count}
 
     def summary(self) -> dict:
         lat = sorted(self.latencies_ms)
@@ -266,7 +267,7 @@ class Result:
                 "p95_ms": round(q[94], 1), "requests_per_s": round(len(lat) / self.wall_s, 2),
                 "peak_rss_mb": round(self.peak_mb, 1), "rss_warm_mb": round(self.rss_warm_mb, 1),
                 "rss_half_mb": round(self.rss_half_mb, 1), "rss_end_mb": round(self.rss_end_mb, 1),
-                "up_at_end": self.up_at_end, "problems": len(self.problems)}
+                "up_at_end": self.up_at_end, "problems": len(self.problems), "bad_answers": self.bad_answers}
 
 
 def run_server(server, folder: Path, requests: list[Request], expected: list[dict], clients: int,
@@ -292,6 +293,12 @@ def run_server(server, folder: Path, requests: list[Request], expected: list[dic
                 result.problems.append(f"{request.kind}: no answer: {exc}")
                 return
             result.latencies_ms.append((time.perf_counter() - start) * 1000)
+            if request.kind != "good":
+                code = (server.row(answer).get("error") if status == 200
+                        else answer.get("error") or answer.get("error_code"))
+                key = f"{status} {code or ''}".strip()
+                counts = result.bad_answers.setdefault(request.kind, {})
+                counts[key] = counts.get(key, 0) + 1
             problem = check(server, request, status, answer, expected)
             if problem:
                 result.problems.append(problem)
@@ -391,6 +398,9 @@ def report(results: list[Result], args: argparse.Namespace) -> str:
     for r in results:
         verdict = "all checks passed" if not r.problems else f"{len(r.problems)} problem(s)"
         lines.append(f"{r.server}: {len(r.latencies_ms)} answers; {verdict}")
+        lines.append("  bad requests answered: " + "; ".join(
+            f"{kind}: " + ", ".join(f"{n} x {key}" for key, n in counts.items())
+            for kind, counts in r.bad_answers.items()))
         lines += [f"  - {p}" for p in r.problems[:20]]
     return "\n".join(lines)
 
