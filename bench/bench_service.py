@@ -3,8 +3,9 @@
     .venv/bin/python bench/bench_service.py                       # 400 requests, 16 clients, both servers
     .venv/bin/python bench/bench_service.py --requests 20 --clients 2 --no-timings   # the CI check
 
-Each server is started on a free loopback port with ``SER_MAX_AUDIO_MB=1`` and sent ``--requests``
-requests from ``--clients`` concurrent clients. Nine in ten are real demo clips (all four corpora,
+Both servers are started on free loopback ports with ``SER_MAX_AUDIO_MB=1``; each is sent ``--requests``
+requests from ``--clients`` concurrent clients, in ``--rounds`` chunks that go to each server in turn
+(the order alternating), so a change in a shared machine's load touches both alike. Nine in ten are real demo clips (all four corpora,
 native rates); one in ten is bad, in turn: a truncated WAV, a Git LFS pointer stub, an empty body,
 and an upload over ``SER_MAX_AUDIO_MB``. It checks that
 
@@ -158,8 +159,11 @@ def plan(n: int, clips: list[bytes]) -> list[Request]:
 class SerServe:
     name = "ser serve"
 
+    def __init__(self, extra: str = ""):
+        self.extra = extra.split()
+
     def command(self, folder: Path, port: int) -> list[str]:
-        return [str(BIN / "ser"), "serve", "--model", str(folder), "--port", str(port)]
+        return [str(BIN / "ser"), "serve", "--model", str(folder), "--port", str(port), *self.extra]
 
     def health(self, url: str) -> str:
         return f"{url}/health"
@@ -270,60 +274,81 @@ class Result:
                 "up_at_end": self.up_at_end, "problems": len(self.problems), "bad_answers": self.bad_answers}
 
 
-def run_server(server, folder: Path, requests: list[Request], expected: list[dict], clients: int,
-               max_growth_mb: float) -> Result:
-    """Start ``server`` on a free port, warm it up, send the requests in two halves, check every answer."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
+@dataclass
+class Live:
+    server: object
+    url: str
+    proc: subprocess.Popen
+    result: Result
+    sampler: MemorySampler
+
+
+def _send(live: Live, request: Request, expected: list[dict]) -> None:
+    server, result = live.server, live.result
+    start = time.perf_counter()
+    try:
+        status, answer = server.send(live.url, request)
+    except OSError as exc:
+        result.problems.append(f"{request.kind}: no answer: {exc}")
+        return
+    result.latencies_ms.append((time.perf_counter() - start) * 1000)
+    if request.kind != "good":
+        code = server.row(answer).get("error") if status == 200 else answer.get("error") or answer.get("error_code")
+        key = f"{status} {code or ''}".strip()
+        counts = result.bad_answers.setdefault(request.kind, {})
+        counts[key] = counts.get(key, 0) + 1
+    problem = check(server, request, status, answer, expected)
+    if problem:
+        result.problems.append(problem)
+
+
+def run_servers(servers: list[tuple[object, Path]], requests: list[Request], expected: list[dict], clients: int,
+                max_growth_mb: float, rounds: int = 4) -> list[Result]:
+    """Start every server on a free port and warm it up; then send the requests in ``rounds`` chunks, each
+    chunk to every server in turn (the order alternating), so a change in the shared machine's load
+    touches both alike. Checks every answer, that each server is up at the end, and its memory."""
     env = {**os.environ, "SER_MAX_AUDIO_MB": str(LIMIT_MB), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     env.pop("SER_AUTH_KEY", None)
-    result = Result(server.name)
-    with running(server.command(folder, port), server.health(url), env=env, cwd=ROOT) as proc:
-        sampler = MemorySampler(proc.pid)
-        for request in [*[r for r in requests if r.kind == "good"][:3], *[r for r in requests if r.kind != "good"][:4]]:
-            server.send(url, request)  # warm-up, not counted
-        result.rss_warm_mb = sampler.rss() / 2**20
-        sampler.start()
-
-        def one(request: Request) -> None:
-            start = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        lives = []
+        for server, folder in servers:
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            proc = stack.enter_context(running(server.command(folder, port), server.health(url), env=env, cwd=ROOT))
+            lives.append(Live(server, url, proc, Result(server.name), MemorySampler(proc.pid)))
+        warm_up = [*[r for r in requests if r.kind == "good"][:3], *[r for r in requests if r.kind != "good"][:4]]
+        for live in lives:
+            for request in warm_up:
+                live.server.send(live.url, request)  # not counted
+            live.result.rss_warm_mb = live.sampler.rss() / 2**20
+            live.sampler.start()
+        rounds = max(2, min(rounds, len(requests)))
+        chunks = [requests[k * len(requests) // rounds:(k + 1) * len(requests) // rounds] for k in range(rounds)]
+        for k, chunk in enumerate(chunks):
+            for live in lives if k % 2 == 0 else lives[::-1]:
+                t0 = time.perf_counter()
+                with ThreadPoolExecutor(clients) as pool:
+                    list(pool.map(lambda r, live=live: _send(live, r, expected), chunk))
+                live.result.wall_s += time.perf_counter() - t0
+            if k == rounds // 2 - 1:
+                for live in lives:
+                    live.result.rss_half_mb = live.sampler.rss() / 2**20
+        for live in lives:
+            result = live.result
+            result.rss_end_mb = live.sampler.rss() / 2**20
+            live.sampler.stop()
+            result.peak_mb = live.sampler.peak / 2**20
             try:
-                status, answer = server.send(url, request)
-            except OSError as exc:
-                result.problems.append(f"{request.kind}: no answer: {exc}")
-                return
-            result.latencies_ms.append((time.perf_counter() - start) * 1000)
-            if request.kind != "good":
-                code = (server.row(answer).get("error") if status == 200
-                        else answer.get("error") or answer.get("error_code"))
-                key = f"{status} {code or ''}".strip()
-                counts = result.bad_answers.setdefault(request.kind, {})
-                counts[key] = counts.get(key, 0) + 1
-            problem = check(server, request, status, answer, expected)
-            if problem:
-                result.problems.append(problem)
-
-        half = len(requests) // 2
-        t0 = time.perf_counter()
-        with ThreadPoolExecutor(clients) as pool:
-            list(pool.map(one, requests[:half]))
-            result.rss_half_mb = sampler.rss() / 2**20
-            list(pool.map(one, requests[half:]))
-        result.wall_s = time.perf_counter() - t0
-        result.rss_end_mb = sampler.rss() / 2**20
-        sampler.stop()
-        result.peak_mb = sampler.peak / 2**20
-        try:
-            with urllib.request.urlopen(server.health(url), timeout=30) as r:
-                result.up_at_end = r.status == 200 and proc.poll() is None
-        except OSError:
-            result.up_at_end = False
-    if not result.up_at_end:
-        result.problems.append("the server was not up at the end")
-    if result.rss_end_mb - result.rss_half_mb > max_growth_mb:
-        result.problems.append(f"resident memory grew by {result.rss_end_mb - result.rss_half_mb:.1f} MB over the "
-                               f"second half of the run (over --max-growth-mb {max_growth_mb:g})")
-    return result
+                with urllib.request.urlopen(live.server.health(live.url), timeout=30) as r:
+                    result.up_at_end = r.status == 200 and live.proc.poll() is None
+            except OSError:
+                result.up_at_end = False
+            if not result.up_at_end:
+                result.problems.append("the server was not up at the end")
+            if result.rss_end_mb - result.rss_half_mb > max_growth_mb:
+                result.problems.append(f"resident memory grew by {result.rss_end_mb - result.rss_half_mb:.1f} MB "
+                                       f"over the second half of the run (over --max-growth-mb {max_growth_mb:g})")
+    return [live.result for live in lives]
 
 
 def check(server, request: Request, status: int, answer: dict, expected: list[dict]) -> str | None:
@@ -353,6 +378,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--model", default="train", help="train (default), a predictor folder, production, or a version")
     p.add_argument("--window-s", type=float, default=8.0, help="window of the trained model (default: 8 s)")
     p.add_argument("--servers", default="ser,mlflow", help="which servers (default: ser,mlflow)")
+    p.add_argument("--ser-args", default="", help="more options for `ser serve`, e.g. '--workers 1'")
+    p.add_argument("--rounds", type=int, default=4,
+                   help="the requests go in this many chunks, each to every server in turn (default: 4)")
     p.add_argument("--max-growth-mb", type=float, default=16.0,
                    help="resident memory may grow this much over the second half of the run (default: 16)")
     p.add_argument("--no-timings", action="store_true", help="correctness only (CI)")
@@ -373,21 +401,20 @@ def run(args: argparse.Namespace) -> list[Result]:
         expected = [{"emotion": r["emotion"], "classes": predictor.classes, **{c: r[c] for c in predictor.classes}}
                     for r in table.to_dict("records")]
         requests = plan(args.requests, [Path(c).read_bytes() for c in clips])
-        servers = {"ser": (SerServe(), folder)}
-        if "mlflow" in args.servers:
-            servers["mlflow"] = (MlflowServe(), mlflow_model(folder, work))
-        results = []
-        for key in args.servers.split(","):
-            server, model = servers[key]
-            print(f"{server.name}: {len(requests)} requests from {args.clients} clients ...", file=sys.stderr)
-            results.append(run_server(server, model, requests, expected, args.clients, args.max_growth_mb))
+        available = {"ser": lambda: (SerServe(args.ser_args), folder), "mlflow": lambda: (MlflowServe(), mlflow_model(folder, work))}
+        servers = [available[key]() for key in args.servers.split(",")]
+        print(f"{', '.join(s.name for s, _ in servers)}: {len(requests)} requests each from {args.clients} clients, "
+              f"in {args.rounds} interleaved rounds ...", file=sys.stderr)
+        results = run_servers(servers, requests, expected, args.clients, args.max_growth_mb, args.rounds)
         return results
 
 
 def report(results: list[Result], args: argparse.Namespace) -> str:
     lines = []
     if not args.no_timings:
-        lines += [f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        lines += [f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
+                  f"commit {commit.stdout.strip() or '?'}",
                   f"command: {' '.join([Path(sys.argv[0]).name, *sys.argv[1:]])}", "",
                   "| server | requests | p50 ms | p95 ms | requests/s | peak RSS MB | RSS warm / half / end MB |",
                   "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -395,6 +422,11 @@ def report(results: list[Result], args: argparse.Namespace) -> str:
             s = r.summary()
             lines.append(f"| {s['server']} | {s['requests']} | {s['p50_ms']} | {s['p95_ms']} | {s['requests_per_s']} "
                          f"| {s['peak_rss_mb']} | {s['rss_warm_mb']} / {s['rss_half_mb']} / {s['rss_end_mb']} |")
+        if len(results) == 2:
+            a, b = results[0].summary(), results[1].summary()
+            lines.append(f"| **{a['server']} vs {b['server']}** | | {b['p50_ms'] / a['p50_ms']:.2f}x lower "
+                         f"| {b['p95_ms'] / a['p95_ms']:.2f}x lower | {a['requests_per_s'] / b['requests_per_s']:.2f}x "
+                         f"| {a['peak_rss_mb'] / b['peak_rss_mb']:.2f}x | |")
     for r in results:
         verdict = "all checks passed" if not r.problems else f"{len(r.problems)} problem(s)"
         lines.append(f"{r.server}: {len(r.latencies_ms)} answers; {verdict}")

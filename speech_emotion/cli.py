@@ -333,7 +333,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         return 2
     print(f"serving {source.version} on http://{args.host}:{args.port}/ (page), POST /predict; Ctrl-C stops",
           file=sys.stderr)
-    serve(source, host=args.host, port=args.port, auth_key=auth_key, max_batch=args.max_batch)
+    serve(source, host=args.host, port=args.port, auth_key=auth_key, max_batch=args.max_batch, workers=args.workers)
     return 0
 
 
@@ -513,6 +513,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="check for a new production version at most every S seconds (default: 60)")
     p.add_argument("--max-batch", type=int, default=16, metavar="N",
                    help="score up to N uploads that arrive together in one pass through the models (default: 16)")
+    p.add_argument("--workers", type=int, default=2, metavar="N",
+                   help="batches scored at once, in threads (default: 2)")
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("clean", help="remove caches; with --stores, the stores with every model and run",

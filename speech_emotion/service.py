@@ -98,19 +98,22 @@ class Batcher:
 
     One pass through a Keras model costs about the same for one clip as for a few (the per-call overhead
     dominates), so under load this multiplies throughput, and it adds no wait when the service is idle.
-    A batch that fails as a whole is scored again clip by clip, so one odd upload cannot fail the others.
+    ``workers`` batches run at once, in threads (decoding, features and TensorFlow release the GIL), so
+    more than one core works. A batch that fails as a whole is scored again clip by clip, so one odd
+    upload cannot fail the others.
     """
 
-    def __init__(self, source: ModelSource, max_batch: int = 16):
-        self.source, self.max_batch = source, max_batch
+    def __init__(self, source: ModelSource, max_batch: int = 16, workers: int = 2):
+        self.source, self.max_batch, self.n_workers = source, max_batch, workers
         self.queue: asyncio.Queue | None = None
-        self.worker: asyncio.Task | None = None
+        self.workers: list[asyncio.Task] = []
 
     async def score(self, name: str, data: bytes | None) -> tuple[dict, Predictor, str]:
         """The result row for one upload (``data``) or one file (``name`` with ``data`` None)."""
-        if self.worker is None or self.worker.done():
+        if not self.workers:  # started on the first request, in the server's event loop
             self.queue = asyncio.Queue()
-            self.worker = asyncio.get_running_loop().create_task(self._run())
+            loop = asyncio.get_running_loop()
+            self.workers = [loop.create_task(self._run()) for _ in range(self.n_workers)]
         future = asyncio.get_running_loop().create_future()
         await self.queue.put((name, data, future))
         return await future
@@ -166,12 +169,12 @@ def _answer(row: dict, predictor: Predictor, version: str) -> dict:
             "model_version": version, "error": row["error"], "error_detail": row["error_detail"]}
 
 
-def create_app(source: ModelSource, auth_key: str | None = None, max_batch: int = 16):
+def create_app(source: ModelSource, auth_key: str | None = None, max_batch: int = 16, workers: int = 2):
     """The FastAPI app; ``source`` says which predictor it serves."""
     app = FastAPI(title="Speech emotion recognition", description="Seven emotions from a speech clip.",
                   docs_url="/docs", redoc_url=None)
     root, limit = allowed_root(), max_audio_bytes()
-    batcher = Batcher(source, max_batch)
+    batcher = Batcher(source, max_batch, workers)
 
     def check_auth(request: Request) -> None:
         if auth_key is None:
@@ -263,8 +266,8 @@ def create_app(source: ModelSource, auth_key: str | None = None, max_batch: int 
 
 
 def serve(source: ModelSource, host: str = "127.0.0.1", port: int = 8000, auth_key: str | None = None,
-          max_batch: int = 16) -> None:
+          max_batch: int = 16, workers: int = 2) -> None:
     import uvicorn
 
     source.current()  # load before answering: a missing model fails here, with its message
-    uvicorn.run(create_app(source, auth_key, max_batch), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(source, auth_key, max_batch, workers), host=host, port=port, log_level="info")
