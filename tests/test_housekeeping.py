@@ -106,3 +106,18 @@ def test_make_clean_removes_caches_and_keeps_the_stores(tmp_path):
     subprocess.run(["make", "-s", "clean"], cwd=tmp_path, check=True, capture_output=True)
     assert not (tmp_path / "data/cache").exists() and not (tmp_path / "pkg/__pycache__").exists()
     assert (tmp_path / ".zenml-home/zenml.db").is_file() and (tmp_path / "data/demo/TESS/a.wav").is_file()
+
+
+def test_ser_clean_removes_only_the_caches(tmp_path, monkeypatch, capsys):
+    from speech_emotion.cli import main
+
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "speech-emotion"\n')
+    for rel in ("data/cache/features/x.npz", ".pytest_cache/v", ".zenml-home/zenml.db", "data/demo/a.wav",
+                "data/schedule/retrain.log"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x")
+    monkeypatch.chdir(tmp_path)
+    assert main(["clean"]) == 0
+    assert "removed data/cache, .pytest_cache" in capsys.readouterr().out
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == [
+        ".zenml-home/zenml.db", "data/demo/a.wav", "data/schedule/retrain.log", "pyproject.toml"]
