@@ -5,7 +5,8 @@ How the faults are made, since the tests may run as root (then chmod does not st
 ``os.access`` says yes even on a read-only mount):
 - a real read-only folder: ``chmod 0555`` when not root; as root a read-only tmpfs mount when the
   machine allows it; otherwise the test is skipped (the simulated tests below still run);
-- a real full file system: a 256 KiB tmpfs filled up, as root where mounting is allowed;
+- a real full file system: a small tmpfs filled up, as root where mounting is allowed (the probe, and
+  MLflow's SQLite database: "database or disk is full");
 - everywhere: the error is simulated at the write call itself (``numpy.savez`` for the feature cache,
   ``os.fsync`` for the write probe, ``zenml.io.fileio.copy`` for the artifact store) by raising
   ``OSError`` with EROFS, EACCES or ENOSPC, as the kernel would.
@@ -40,7 +41,7 @@ def _tmpfs(folder: Path, options: str):
     try:
         yield folder
     finally:
-        subprocess.run(["umount", str(folder)], check=True)
+        subprocess.run(["umount", "-l", str(folder)], check=True)  # lazy: an open database file cannot block it
 
 
 @pytest.fixture
@@ -208,3 +209,27 @@ def test_ser_setup_refuses_a_store_folder_it_cannot_fill(tmp_path):
     assert proc.returncode == 2
     assert f"the ZenML store folder {tmp_path / 'home'} has only" in proc.stderr and "ZENML_CONFIG_PATH" in proc.stderr
     assert not (tmp_path / "home" / "config.yaml").exists()
+
+
+def test_mlflow_logging_names_the_tracking_folder_when_its_disk_fills(tmp_path):
+    """A real full file system (a small tmpfs, root only): SQLite's 'database or disk is full' becomes
+    one StorageError naming the MLflow tracking folder."""
+    import mlflow
+
+    from steps import _tracking
+
+    with _tmpfs(tmp_path / "mlflow", "size=2m") as folder:
+        previous = mlflow.get_tracking_uri()
+        mlflow.set_tracking_uri(f"sqlite:///{folder}/mlflow.db")
+        try:
+            with mlflow.start_run():
+                _tracking.log_metrics({"ok": 1.0})
+                with contextlib.suppress(OSError), open(folder / "filler", "wb") as f:
+                    while True:
+                        f.write(b"\0" * 4096)
+                with pytest.raises(StorageError, match=f"the MLflow tracking folder {folder} is on a full disk"):
+                    for step in range(10_000):
+                        _tracking.log_metrics({f"m{i}": float(i) for i in range(50)}, step=step)
+                (folder / "filler").unlink()  # room again, so the run can be closed
+        finally:
+            mlflow.set_tracking_uri(previous)
