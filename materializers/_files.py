@@ -7,7 +7,7 @@ from pathlib import Path
 
 from zenml.io import fileio
 
-from speech_emotion.storage import Place, writing
+from speech_emotion.disks import Place, writing
 
 ARTIFACT_STORE_FIX = ("free space there (`make clean-stores` removes every old run and model), make it writable, "
                       "or use a stack whose artifact store is elsewhere")
@@ -15,7 +15,7 @@ ARTIFACT_STORE_FIX = ("free space there (`make clean-stores` removes every old r
 
 def upload_dir(local_dir: str, uri: str) -> None:
     """Copy a folder's files, sub-folders included, to ``uri``; a read-only or full artifact store
-    gives one :class:`~speech_emotion.storage.StorageError` naming it and the fix."""
+    gives one :class:`~speech_emotion.disks.StorageError` naming it and the fix."""
     with writing(Place(Path(uri), "the artifact store", ARTIFACT_STORE_FIX)):
         _upload(local_dir, uri)
 

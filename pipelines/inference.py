@@ -13,7 +13,7 @@ from pathlib import Path
 
 from zenml import pipeline
 
-from pipelines.storage_check import check_storage
+from pipelines.disk_check import check_storage
 from steps.inference import predict_folder
 
 

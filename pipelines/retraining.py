@@ -21,7 +21,7 @@ import logging
 
 from zenml import Model, pipeline
 
-from pipelines.storage_check import check_storage
+from pipelines.disk_check import check_storage
 from pipelines.training import (
     LIBRARY_CACHE_POLICY,
     check_configuration,

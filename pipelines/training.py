@@ -33,7 +33,7 @@ from speech_emotion.config import (
 from speech_emotion.corpora.custom import CustomCorpus
 from speech_emotion.corpora.fingerprint import files_fingerprint, source_fingerprint
 from speech_emotion.models.functionals_svm import FAMILY as BASELINE, GRID as BASELINE_GRID, FunctionalsSvmHParams
-from pipelines.storage_check import check_storage
+from pipelines.disk_check import check_storage
 from speech_emotion.provenance import code_fingerprint
 from steps import (
     analyse_dataset,

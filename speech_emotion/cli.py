@@ -115,7 +115,7 @@ def setup_stack(root: Path | None, activate: bool = True) -> str:
 
 
 def _cmd_setup(args: argparse.Namespace) -> int:
-    from speech_emotion.storage import probe
+    from speech_emotion.disks import probe
 
     home = os.environ.get("ZENML_CONFIG_PATH")
     why = probe(home) if home else None

@@ -221,7 +221,7 @@ class FeatureCache:
             self._stop_writing(exc)
 
     def _stop_writing(self, exc: OSError) -> None:
-        from speech_emotion.storage import reason
+        from speech_emotion.disks import reason
 
         if reason(exc) is None:
             raise exc

@@ -32,7 +32,7 @@ def _writing() -> Iterator[None]:
     """A read-only or full MLflow folder gives one error naming it and the fix (not a deep SQLAlchemy one)."""
     from pathlib import Path
 
-    from speech_emotion.storage import Place, StorageError, writing
+    from speech_emotion.disks import Place, StorageError, writing
 
     uri = mlflow.get_tracking_uri()
     folder = Path(uri.removeprefix("sqlite:///")).parent if uri.startswith("sqlite:///") else Path(uri)

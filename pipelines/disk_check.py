@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from speech_emotion.storage import Place, check_places
+from speech_emotion.disks import Place, check_places
 
 SPACE = "free space there (`make clean-stores` removes every old run and model, `make clean` the caches)"
 

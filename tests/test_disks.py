@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 from speech_emotion.features import FeatureCache, FeatureParams, extract_features
-from speech_emotion.storage import Place, StorageError, probe, writing
+from speech_emotion.disks import Place, StorageError, probe, writing
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = FeatureParams(duration_s=2.0)
@@ -169,11 +169,11 @@ def test_the_artifact_store_upload_says_which_store_is_full(tmp_path, monkeypatc
 
 
 def test_check_storage_names_each_store_and_warns_for_caches(tmp_path, monkeypatch, caplog, zenml_home):
-    from pipelines.storage_check import check_storage
+    from pipelines.disk_check import check_storage
 
     check_storage({"the feature cache": str(tmp_path / "cache")}, root=tmp_path)  # all fine: no error
     monkeypatch.setenv("SER_MIN_FREE_MB", str(2**40))  # more than any disk has: a real refusal
-    with caplog.at_level(logging.WARNING, logger="speech_emotion.storage"), pytest.raises(SystemExit) as stop:
+    with caplog.at_level(logging.WARNING, logger="speech_emotion.disks"), pytest.raises(SystemExit) as stop:
         check_storage({"the feature cache": "cache"}, root=tmp_path)
     message = str(stop.value.code)
     assert message.startswith("cannot start the run")
