@@ -14,7 +14,7 @@ export AUTO_OPEN_DASHBOARD := false
 export KERAS_BACKEND := tensorflow
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install setup demo test ui serve dashboard dashboard-stop clean
+.PHONY: install setup demo test ui serve dashboard dashboard-stop clean clean-stores
 
 install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -47,5 +47,11 @@ dashboard: setup
 dashboard-stop: install
 	$(BIN)/ser dashboard stop
 
+# caches only (features, content hashes, temporary folders); the stores with every model and run stay
 clean:
-	rm -rf .zenml-home data/cache
+	rm -rf data/cache .pytest_cache build
+	find . -path ./.venv -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +
+
+# the stores (.zenml-home: ZenML, artifacts, MLflow): prints what they hold, then asks; CONFIRM=1 does not ask
+clean-stores: install
+	$(BIN)/ser clean --stores $(if $(filter 1 yes true,$(CONFIRM)),--yes)

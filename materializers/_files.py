@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from zenml.io import fileio
 
+from speech_emotion.disks import Place, writing
+
+ARTIFACT_STORE_FIX = ("free space there (`make clean-stores` removes every old run and model), make it writable, "
+                      "or use a stack whose artifact store is elsewhere")
+
 
 def upload_dir(local_dir: str, uri: str) -> None:
-    """Copy a folder's files, sub-folders included, to ``uri``."""
+    """Copy a folder's files, sub-folders included, to ``uri``; a read-only or full artifact store
+    gives one :class:`~speech_emotion.disks.StorageError` naming it and the fix."""
+    with writing(Place(Path(uri), "the artifact store", ARTIFACT_STORE_FIX)):
+        _upload(local_dir, uri)
+
+
+def _upload(local_dir: str, uri: str) -> None:
     for name in sorted(os.listdir(local_dir)):
         source, target = os.path.join(local_dir, name), os.path.join(uri, name)
         if os.path.isdir(source):
             fileio.makedirs(target)
-            upload_dir(source, target)
+            _upload(source, target)
         else:
             fileio.copy(source, target, overwrite=True)
 

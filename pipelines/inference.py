@@ -14,6 +14,7 @@ from pathlib import Path
 from zenml import pipeline
 
 from pipelines._runs import RUN_HOOKS
+from pipelines.disk_check import check_storage
 from steps.inference import predict_folder
 
 
@@ -27,4 +28,5 @@ def _absolute(path: str) -> str:
 @pipeline(enable_cache=False, **RUN_HOOKS)
 def inference_pipeline(folder: str = "data/demo", out_csv: str | None = None) -> None:
     """``folder`` and ``out_csv`` are relative to the project root unless absolute."""
+    check_storage()
     predict_folder(folder=_absolute(folder), out_csv=_absolute(out_csv) if out_csv else None)

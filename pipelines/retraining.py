@@ -22,6 +22,7 @@ import logging
 from zenml import Model, pipeline
 
 from pipelines._runs import RUN_HOOKS
+from pipelines.disk_check import check_storage
 from pipelines.training import (
     LIBRARY_CACHE_POLICY,
     check_configuration,
@@ -72,6 +73,7 @@ def retraining_pipeline(
 ) -> None:
     """The training pipeline's parameters plus ``retrain``."""
     check_configuration(families, tuning, search_spaces, features, ablation, corpora=corpora, split=split)
+    check_storage({"the feature cache": features.cache_dir, "the content-hash cache": str(hash_cache_dir())})
     if retrain.model != promotion.registered_model:
         raise ValueError(f"retrain.model ({retrain.model}) and promotion.registered_model "
                          f"({promotion.registered_model}) must name the same model")

@@ -36,6 +36,7 @@ from speech_emotion.config import (
 from speech_emotion.corpora.custom import CustomCorpus
 from speech_emotion.corpora.fingerprint import files_fingerprint, source_fingerprint
 from speech_emotion.models.functionals_svm import FAMILY as BASELINE, GRID as BASELINE_GRID, FunctionalsSvmHParams
+from pipelines.disk_check import check_storage
 from speech_emotion.provenance import code_fingerprint
 from steps import (
     analyse_dataset,
@@ -301,6 +302,7 @@ def training_pipeline(
     when it is on, they stay fixed and the rest of the family's search space (or the
     ``search_spaces`` entry given for it) is searched."""
     check_configuration(families, tuning, search_spaces, features, ablation, corpora=corpora, split=split)
+    check_storage({"the feature cache": features.cache_dir, "the content-hash cache": str(hash_cache_dir())})
 
     roots = resolve_corpora(corpora)
     custom = resolve_custom_corpora(corpora)

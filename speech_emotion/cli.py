@@ -11,6 +11,7 @@
     ser serve                       the production model over HTTP, with a page to try it
     ser dashboard [start|stop|status]   the ZenML dashboard on this project's store (client config untouched)
     ser runs clean [--dry-run]      mark runs left 'running' by a killed process as failed / KILLED
+    ser clean [--stores [--yes]]    remove the caches; with --stores, every model, version and run (asks first)
 
 Inside the project every command uses the project's ZenML store (``.zenml-home``)
 unless ``ZENML_CONFIG_PATH`` says otherwise.
@@ -126,6 +127,14 @@ def create_mlflow_store(uri: str) -> None:
 
 
 def _cmd_setup(args: argparse.Namespace) -> int:
+    from speech_emotion.disks import probe
+
+    home = os.environ.get("ZENML_CONFIG_PATH")
+    why = probe(home) if home else None
+    if why:
+        print(f"ser setup: the ZenML store folder {home} {why}: free space there, make it writable, or point "
+              "ZENML_CONFIG_PATH at a writable folder with room", file=sys.stderr)
+        return 2
     setup_stack(Path(args.root).resolve())
     uri = mlflow_tracking_uri()
     create_mlflow_store(uri)
@@ -338,7 +347,45 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         return 2
     print(f"serving {source.version} on http://{args.host}:{args.port}/ (page), POST /predict; Ctrl-C stops",
           file=sys.stderr)
-    serve(source, host=args.host, port=args.port, auth_key=auth_key)
+    serve(source, host=args.host, port=args.port, auth_key=auth_key, max_batch=args.max_batch, workers=args.workers)
+    return 0
+
+
+def _cmd_clean(args: argparse.Namespace) -> int:
+    from speech_emotion import housekeeping
+
+    if not args.stores:
+        root = _root_or_exit("clean")
+        removed = housekeeping.remove_caches(root)
+        print("removed " + ", ".join(str(p.relative_to(root)) for p in removed) if removed else "no caches to remove")
+        print("The stores (every model, version and run) are kept: `make clean-stores` removes them.")
+        return 0
+    if "ZENML_CONFIG_PATH" not in os.environ:
+        print("ser clean --stores: outside the project; set ZENML_CONFIG_PATH to the store folder to remove",
+              file=sys.stderr)
+        return 2
+    home = Path(os.environ["ZENML_CONFIG_PATH"]).resolve()
+    if not home.is_dir():
+        print(f"no stores at {home}: nothing to remove")
+        return 0
+    inv = housekeeping.inventory(home)
+    print("\n".join(inv.lines()))
+    print(f"Removing {home} deletes all of this for good (the caches under data/cache are separate).")
+    if not args.yes:
+        try:
+            answer = input("Type 'yes' to delete: ")
+        except EOFError:  # no terminal (CI, a pipe): not confirmed
+            print()
+            answer = ""
+        if answer.strip().lower() != "yes":
+            print("not confirmed: nothing deleted (confirm with --yes, or `make clean-stores CONFIRM=1`)",
+                  file=sys.stderr)
+            return 1
+    housekeeping.remove_stores(home)
+    print(f"removed {home}; `ser setup` (or `make setup`) creates fresh stores")
+    return 0
+
+
 def _cmd_dashboard(args: argparse.Namespace) -> int:
     from speech_emotion import dashboard
 
@@ -498,7 +545,20 @@ def build_parser() -> argparse.ArgumentParser:
     key.add_argument("--generate-auth-key", action="store_true", help="make a random key and print it")
     p.add_argument("--reload-interval", type=float, default=60.0, metavar="S",
                    help="check for a new production version at most every S seconds (default: 60)")
+    p.add_argument("--max-batch", type=int, default=16, metavar="N",
+                   help="score up to N uploads that arrive together in one pass through the models (default: 16)")
+    p.add_argument("--workers", type=int, default=2, metavar="N",
+                   help="batches scored at once, in threads (default: 2)")
     p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("clean", help="remove caches; with --stores, the stores with every model and run",
+                       description="Without options: remove the caches a later run rebuilds (data/cache: features "
+                       "and content hashes; .pytest_cache, build). With --stores: print what the ZenML and MLflow "
+                       "stores hold (models, versions, runs) and delete them after confirmation.")
+    p.add_argument("--stores", action="store_true",
+                   help="remove the stores under ZENML_CONFIG_PATH (.zenml-home): every model, version and run")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation (make clean-stores CONFIRM=1)")
+    p.set_defaults(func=_cmd_clean)
 
     p = sub.add_parser(
         "runs",

@@ -23,6 +23,7 @@ or on object storage (``s3://...``, :mod:`speech_emotion.storage`).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -191,11 +192,16 @@ class FeatureCache:
     def __init__(self, root: str | Path, params: FeatureParams):
         folder = f"{params.key()}-{feature_code_fingerprint()[:12]}"
         self.remote = storage.is_url(str(root))
+        #: False once a write failed for want of space or permission: extraction goes on uncached
+        self.writable = True
         if self.remote:
             self.root: str | Path = storage.join(str(root), folder)
         else:
             self.root = Path(root) / folder
-            self.root.mkdir(parents=True, exist_ok=True)
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                self._stop_writing(exc)
 
     def _path(self, content_hash: str) -> str | Path:
         if self.remote:
@@ -238,6 +244,9 @@ class FeatureCache:
         return out
 
     def put(self, content_hash: str, feats: ClipFeatures) -> None:
+        """Store one clip's features; on a read-only or full cache, warn once and stop caching."""
+        if not self.writable:
+            return
         path = self._path(content_hash)
         if self.remote:
             import io
@@ -246,10 +255,25 @@ class FeatureCache:
             np.savez(buf, **asdict(feats))
             storage.write_bytes(path, buf.getvalue())
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, **asdict(feats))
-        os.replace(tmp, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(tmp, **asdict(feats))
+            os.replace(tmp, path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)  # no torn file left behind on a full disk
+            self._stop_writing(exc)
+
+    def _stop_writing(self, exc: OSError) -> None:
+        from speech_emotion.disks import reason
+
+        if reason(exc) is None:
+            raise exc
+        self.writable = False
+        logger.warning("feature cache %s %s (%s): extraction goes on without caching; free space there, make it "
+                       "writable, or set features.cache_dir to another folder (null: no cache)",
+                       self.root, reason(exc), exc.filename or exc)
 
 
 def _extract_one(args: tuple[str, FeatureParams]) -> ClipFeatures:

@@ -285,6 +285,11 @@ class Predictor:
         names = list(names) if names is not None else [""] * len(blobs)
         return self.to_table(self._score([self._decode(name, data) for name, data in zip(names, blobs)]))
 
+    def predict_items(self, items: Sequence[tuple[str, bytes | None]]) -> pd.DataFrame:
+        """Files and uploads together, in one pass through the models: ``(path, None)`` reads the file,
+        ``(name, data)`` decodes ``data``; a row per item, in order."""
+        return self.to_table(self._score([self._decode(name, data) for name, data in items]))
+
     def predict_waveform(self, y: np.ndarray, sr: int) -> dict:
         """One signal (mono or (frames, channels)) at rate ``sr``: the row of :meth:`predict_paths`, as a dict."""
         y = np.asarray(y, dtype=np.float32)

@@ -7,6 +7,7 @@ on a stack without the MLflow tracker, never writes a stray ``./mlruns``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -18,6 +19,37 @@ import mlflow
 
 def active() -> bool:
     return mlflow.active_run() is not None
+
+
+MLFLOW_FIX = ("free space there (`make clean-stores` removes every old run and model), make it writable, or set "
+              "the tracker's tracking_uri to another place")
+#: what SQLite says when the tracking database's disk is full or read-only (it arrives wrapped, not as OSError)
+_SQLITE_FULL, _SQLITE_READ_ONLY = "database or disk is full", "attempt to write a readonly database"
+
+
+@contextlib.contextmanager
+def _writing() -> Iterator[None]:
+    """A read-only or full MLflow folder gives one error naming it and the fix (not a deep SQLAlchemy one)."""
+    from pathlib import Path
+
+    from speech_emotion.disks import Place, StorageError, writing
+
+    uri = mlflow.get_tracking_uri()
+    folder = Path(uri.removeprefix("sqlite:///")).parent if uri.startswith("sqlite:///") else Path(uri)
+    place = Place(folder, "the MLflow tracking folder", MLFLOW_FIX)
+    try:
+        with writing(place):
+            yield
+    except StorageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - only SQLite's two storage messages are translated
+        text = str(exc)
+        if _SQLITE_FULL in text:
+            raise StorageError(errno.ENOSPC, place.message("is on a full disk (SQLite: database or disk is full)")) from exc
+        if _SQLITE_READ_ONLY in text:
+            raise StorageError(errno.EROFS, place.message("is read-only (SQLite: attempt to write a readonly database)")) \
+                from exc
+        raise
 
 
 def _flat(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
@@ -33,19 +65,22 @@ def _flat(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
 
 def log_params(prefix: str, values: dict[str, Any]) -> None:
     if active():
-        mlflow.log_params({k: ("" if v is None else v) for k, v in _flat(prefix, values).items()})
+        with _writing():
+            mlflow.log_params({k: ("" if v is None else v) for k, v in _flat(prefix, values).items()})
 
 
 def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
     if active() and metrics:
-        mlflow.log_metrics(metrics, step=step)
+        with _writing():
+            mlflow.log_metrics(metrics, step=step)
 
 
 def log_figure(fig, artifact_file: str) -> None:
     import matplotlib.pyplot as plt
 
     if active():
-        mlflow.log_figure(fig, artifact_file)
+        with _writing():
+            mlflow.log_figure(fig, artifact_file)
     plt.close(fig)
 
 
@@ -63,17 +98,20 @@ def log_table(df, artifact_file: str) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, os.path.basename(artifact_file))
             df.to_csv(path)
-            mlflow.log_artifact(path, os.path.dirname(artifact_file) or None)
+            with _writing():
+                mlflow.log_artifact(path, os.path.dirname(artifact_file) or None)
 
 
 def log_text(text: str, artifact_file: str) -> None:
     if active():
-        mlflow.log_text(text, artifact_file)
+        with _writing():
+            mlflow.log_text(text, artifact_file)
 
 
 def log_dict(values: dict, artifact_file: str) -> None:
     if active():
-        mlflow.log_text(json.dumps(values, indent=2, default=str), artifact_file)
+        with _writing():
+            mlflow.log_text(json.dumps(values, indent=2, default=str), artifact_file)
 
 
 def set_tags(tags: dict[str, str]) -> None:

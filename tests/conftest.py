@@ -8,7 +8,10 @@ from __future__ import annotations
 import os
 import tempfile
 
-_ZENML_HOME = tempfile.mkdtemp(prefix="ser-tests-zenml-")
+# once per session: `from tests.conftest import ROOT` runs this module a second time (as tests.conftest),
+# and a second folder would silently switch the store under the tests that already use the first
+_ZENML_HOME = os.environ.get("SER_TESTS_ZENML_HOME") or tempfile.mkdtemp(prefix="ser-tests-zenml-")
+os.environ["SER_TESTS_ZENML_HOME"] = _ZENML_HOME
 os.environ["ZENML_CONFIG_PATH"] = _ZENML_HOME
 # no .zen there: tests never read or write the project's own repository config
 os.environ["ZENML_REPOSITORY_PATH"] = _ZENML_HOME

@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -33,27 +34,19 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def running(cmd: list[str], ready_url: str, env: dict | None = None, cwd=None, timeout: float = 300,
-            log: str | os.PathLike | None = None) -> Iterator[None]:
-    """Run ``cmd`` until the block ends; enter the block once ``ready_url`` answers.
-
-    A server that logs every request must be given a ``log`` file: its output would otherwise fill the
-    pipe nobody reads while the block runs, and the server would hang on its next log line."""
-    out = open(log, "wb") if log is not None else subprocess.PIPE
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def output() -> str:
-        if log is None:
-            return proc.stdout.read().decode(errors="replace")[-5000:]
-        out.flush()
-        with open(log, "rb") as f:
-            return f.read().decode(errors="replace")[-5000:]
-
+def running(cmd: list[str], ready_url: str, env: dict | None = None, cwd=None,
+            timeout: float = 300) -> Iterator[subprocess.Popen]:
+    """Run ``cmd`` until the block ends; enter the block (with the process) once ``ready_url`` answers."""
+    # output to a file, not a pipe: a busy server (a benchmark) would fill a pipe nobody reads, and block
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.time() + timeout
         while True:
             if proc.poll() is not None:
-                raise AssertionError(f"{cmd[0]} exited with {proc.returncode}:\n" + output())
+                log.seek(0)
+                raise AssertionError(f"{cmd[0]} exited with {proc.returncode}:\n"
+                                     + log.read().decode(errors="replace")[-5000:])
             try:
                 with urllib.request.urlopen(ready_url, timeout=5) as r:
                     if r.status == 200:
@@ -63,11 +56,10 @@ def running(cmd: list[str], ready_url: str, env: dict | None = None, cwd=None, t
             if time.time() > deadline:
                 raise AssertionError(f"{' '.join(cmd)} did not answer {ready_url} in {timeout:.0f} s")
             time.sleep(0.5)
-        yield
+        yield proc
     finally:
         stop(proc)
-        if log is not None:
-            out.close()
+        log.close()
 
 
 #: dummy credentials for the loopback S3 server (moto accepts any)
@@ -81,12 +73,8 @@ def moto_s3() -> Iterator[dict[str, str]]:
     import shutil
     import sys
 
-    import tempfile
-
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     exe = shutil.which("moto_server", path=os.path.dirname(sys.executable)) or "moto_server"
-    with tempfile.TemporaryDirectory(prefix="moto-") as tmp, \
-            running([exe, "-H", "127.0.0.1", "-p", str(port)], f"{endpoint}/moto-api/", timeout=120,
-                    log=os.path.join(tmp, "moto.log")):
+    with running([exe, "-H", "127.0.0.1", "-p", str(port)], f"{endpoint}/moto-api/", timeout=120):
         yield {**S3_CREDENTIALS, "AWS_ENDPOINT_URL_S3": endpoint, "MLFLOW_S3_ENDPOINT_URL": endpoint}

@@ -72,7 +72,7 @@ def s3_stack(s3_server, demo_corpus, tmp_path_factory):
     tracking = f"http://127.0.0.1:{port}"
     mlflow = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
               "--backend-store-uri", f"sqlite:///{tmp}/mlflow.db", "--artifacts-destination", f"{bucket}/mlflow"]
-    with running(mlflow, f"{tracking}/health", env={**os.environ}, cwd=tmp, log=tmp / "mlflow.log", timeout=180):
+    with running(mlflow, f"{tracking}/health", env={**os.environ}, cwd=tmp, timeout=180):
         client = Client()
         suffix = uuid.uuid4().hex[:6]
         store = client.create_stack_component(
