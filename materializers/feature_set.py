@@ -45,7 +45,11 @@ class FeatureSetMaterializer(BaseMaterializer):
         arrays = {
             name: np.load(os.path.join(folder, f"{name}.npy"), mmap_mode="r", allow_pickle=False)
             for name in FeatureSet.ARRAYS
+            if name != "n_frames" or os.path.exists(os.path.join(folder, f"{name}.npy"))
         }
+        if "n_frames" not in arrays:  # an artifact written before n_frames was kept: say so, do not guess
+            raise ValueError(f"feature set {self.uri} has no n_frames (written by an older version of the "
+                             "feature code); re-run the pipeline to extract it again")
         return FeatureSet(**arrays, params=meta["params"], scaled=meta["scaled"])
 
     def extract_metadata(self, data: FeatureSet) -> dict[str, Any]:
@@ -54,6 +58,7 @@ class FeatureSetMaterializer(BaseMaterializer):
             "n_utterances": len(data),
             "scaled": data.scaled,
             "logmel_shape": str(tuple(data.logmel.shape[1:])),
+            "mean_n_frames": float(np.mean(data.n_frames)) if len(data) else 0.0,
             "class_counts": {e: int(c) for e, c in zip(EMOTIONS, counts)},
         }
 

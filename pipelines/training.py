@@ -146,13 +146,31 @@ def check_configuration(
         if both := set(space) & set(families[family]):
             raise ValueError(f"{family}: {sorted(both)} both fixed in families and searched in search_spaces; "
                              "remove them from one of the two")
-    if ablation.scaling and BASELINE in ablation.families:
+    any_ablation = ablation.scaling or ablation.logmel_scaling
+    if any_ablation and BASELINE in ablation.families:
         raise ValueError(f"ablation.families: {BASELINE} standardises its own functionals; the scaling ablation "
                          "is for the networks")
-    if ablation.scaling and not set(ablation.families) <= set(families):
+    if any_ablation and not set(ablation.families) <= set(families):
         raise ValueError(f"ablation families {ablation.families} must be among the trained families {list(families)}")
     if ablation.scaling and not features.scale:
         logger.warning("ablation.scaling with features.scale false: the no_scaled models equal the main ones")
+    if ablation.logmel_scaling and not features.scale:
+        raise ValueError("ablation.logmel_scaling compares two log-mel scalings, but features.scale is false: "
+                         "turn scaling on or the log-mel ablation off")
+    if ablation.logmel_scaling and not logmel_families(ablation.families):
+        raise ValueError(f"ablation.logmel_scaling: none of ablation.families {ablation.families} reads the log-mel; "
+                         "name one that does (e.g. cnn2d_lstm)")
+
+
+def logmel_families(names: list[str]) -> list[str]:
+    """The families among ``names`` whose inputs include the 2-D log-mel."""
+    from speech_emotion.models import FAMILIES
+
+    return [n for n in names if n in FAMILIES and "logmel" in FAMILIES[n].inputs]
+
+
+def other_logmel_scaling(scaling: str) -> str:
+    return "band" if scaling == "element" else "element"
 
 
 #: every step's cache key includes the library's code and the numerical libraries' versions
@@ -190,7 +208,10 @@ def compose_training(
     train_raw = extract(train_utt, params, id="extract_train_features")
     val_raw = extract(val_utt, params, id="extract_val_features")
     test_raw = extract(test_utt, params, id="extract_test_features")
-    scaler, train_f, val_f, test_f = scale_features(train_raw, val_raw, test_raw, scale=features.scale)
+    scaler, train_f, val_f, test_f = scale_features(
+        train_raw, val_raw, test_raw, scale=features.scale, logmel_scaling=features.logmel_scaling,
+        std_floor=features.logmel_std_floor,
+    )
 
     def fit_and_evaluate(family: str, hparams, name: str, train, val, test):
         trained = train_model.with_options(substitutions={"model_name": name})(
@@ -239,6 +260,15 @@ def compose_training(
     if ablation.scaling:  # the seed's Table 2: same hyperparameters, features not scaled
         for family in ablation.families:
             _, metrics, *_ = fit_and_evaluate(family, chosen[family], f"{family}_no_scaled", train_raw, val_raw, test_raw)
+            all_metrics.append(metrics)
+    if ablation.logmel_scaling:  # the same families with the other log-mel scaling (element <-> band)
+        other = other_logmel_scaling(features.logmel_scaling)
+        _, train_o, val_o, test_o = scale_features(
+            train_raw, val_raw, test_raw, scale=True, logmel_scaling=other, std_floor=features.logmel_std_floor,
+            track=False, id=f"scale_features_logmel_{other}",
+        )
+        for family in logmel_families(ablation.families):
+            _, metrics, *_ = fit_and_evaluate(family, chosen[family], f"{family}_logmel_{other}", train_o, val_o, test_o)
             all_metrics.append(metrics)
 
     ga_weights = None
