@@ -201,10 +201,10 @@ def compose_training(
     pipeline itself has none (retraining decides at run time whether a version is made at all).
     Returns the promotion step's output."""
     train_utt, val_utt, test_utt = split_dataset(utterances, split)
-    analyse_dataset(utterances, rejected, train_utt, val_utt, test_utt)
+    params = features.params()
+    analyse_dataset(utterances, rejected, train_utt, val_utt, test_utt, params)
     # workers and the cache folder change how, not what: kept out of the steps' cache keys
     extract = extract_features.with_options(extra={"workers": features.workers, "cache_dir": features.cache_dir})
-    params = features.params()
     train_raw = extract(train_utt, params, id="extract_train_features")
     val_raw = extract(val_utt, params, id="extract_val_features")
     test_raw = extract(test_utt, params, id="extract_test_features")
