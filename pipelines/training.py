@@ -32,6 +32,7 @@ from speech_emotion.config import (
 )
 from speech_emotion.corpora.custom import CustomCorpus
 from speech_emotion.corpora.fingerprint import files_fingerprint, source_fingerprint
+from speech_emotion.model_card import describe_corpora
 from speech_emotion.models.functionals_svm import FAMILY as BASELINE, GRID as BASELINE_GRID, FunctionalsSvmHParams
 from speech_emotion.provenance import code_fingerprint
 from steps import (
@@ -195,6 +196,7 @@ def compose_training(
     promotion: PromotionConfig,
     source: str = "",
     model=None,
+    data_sources: dict[str, dict] | None = None,
 ):
     """The step graph from the utterance table to the promotion gate, shared by the training and
     retraining pipelines. ``model`` (a ``zenml.Model``) is given to the deployment steps when the
@@ -292,8 +294,9 @@ def compose_training(
                                 if model is not None else (build_predictor, register_model, promote_model))
     predictor = build(scaler, models, comparison, deploy, params, ga_weights=ga_weights, stacking_model=stacked,
                       average_voting=ensemble.average)
-    _, mlflow_version = register(predictor, utterances, comparison, scaler, test_raw, corpora=sorted(roots),
-                                 split=split, registered_model=promotion.registered_model, source_fingerprint=source)
+    _, mlflow_version, _ = register(predictor, utterances, comparison, scaler, test_raw, corpora=sorted(roots),
+                                    split=split, registered_model=promotion.registered_model,
+                                    source_fingerprint=source, data_sources=data_sources or {})
     return promote(predictor, test_raw, promotion, mlflow_version)
 
 
@@ -328,4 +331,5 @@ def training_pipeline(
         utterances, rejected, every_root, split=split, features=features, families=families, tuning=tuning,
         search_spaces=search_spaces, training=training, ensemble=ensemble, stacking=stacking, ablation=ablation,
         deploy=deploy, promotion=promotion, source=source_fingerprint(fingerprint, ingest.model_dump()),
+        data_sources=describe_corpora(every_root, synthetic=corpora.synthetic(), custom=custom),
     )

@@ -72,6 +72,10 @@ class CorporaConfig(_Config):
         builtin = [c for c in CORPORA if getattr(self, c) or self.demo is not None]
         return builtin + [c.name for c in self.custom]
 
+    def synthetic(self) -> list[str]:
+        """The built-in corpora that come from the synthetic demo corpus (no folder of their own)."""
+        return [c for c in CORPORA if self.demo is not None and not getattr(self, c)]
+
     def explicit_roots(self, base: Path) -> dict[str, Path]:
         roots = {}
         for corpus in CORPORA:
