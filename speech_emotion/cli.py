@@ -10,6 +10,7 @@
     ser schedule install|list|remove   a weekly (or any cron) retrain in the user's crontab
     ser serve                       the production model over HTTP, with a page to try it
     ser dashboard [start|stop|status]   the ZenML dashboard on this project's store (client config untouched)
+    ser report [RUN] [--out DIR]    a training run's whole report (and model card) as a folder
 
 Inside the project every command uses the project's ZenML store (``.zenml-home``)
 unless ``ZENML_CONFIG_PATH`` says otherwise.
@@ -342,6 +343,22 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pipelines.run_report import RunNotFound, find_run, write_run_report
+    from speech_emotion.versions import tracking_uri
+
+    try:
+        run = find_run(args.run)
+        out = Path(args.out or Path("reports") / run.name)
+        name, index = write_run_report(str(run.id), out, tracking_uri())
+    except RunNotFound as exc:
+        print(f"ser report: {exc}. `zenml pipeline runs list` lists the runs; train one with `make demo`.",
+              file=sys.stderr)
+        return 2
+    print(f"report of run {name}: {index}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ser",
@@ -465,6 +482,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reload-interval", type=float, default=60.0, metavar="S",
                    help="check for a new production version at most every S seconds (default: 60)")
     p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser(
+        "report",
+        help="write a training run's whole report (dataset, comparison, ensembles, per origin / class, "
+        "confusion matrices, inputs, model card) to a folder",
+        description="Reads the run's artifacts from the ZenML store and its MLflow run and writes index.html, "
+        "README.md, model_card.md, the tables as CSV and the figures as PNG.",
+    )
+    p.add_argument("run", nargs="?", help="pipeline run name or id (default: the latest completed training run)")
+    p.add_argument("--out", metavar="DIR", help="folder to write (default: reports/<run name>)")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser(
         "dashboard",

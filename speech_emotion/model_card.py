@@ -56,8 +56,12 @@ BUILTIN_CORPORA: dict[str, CorpusFacts] = {
 }
 
 
+_LAYOUT_NAMES = {"tess": "TESS", "savee": "SAVEE", "ravdess": "RAVDESS", "crema": "CREMA-D"}
+
+
 def _demo_facts(corpus: str) -> CorpusFacts:
-    return CorpusFacts(f"synthetic demo corpus in the layout of {corpus.upper()} (`ser demo-corpus`, eSpeak NG)",
+    layout = _LAYOUT_NAMES.get(corpus, corpus)
+    return CorpusFacts(f"synthetic demo corpus in the layout of {layout} (`ser demo-corpus`, eSpeak NG)",
                        "generated on this machine; no recording of a person", "English (synthesised)", "synthetic",
                        "synthetic voices", synthetic=True)
 
@@ -189,11 +193,12 @@ def model_card(
     baseline: str = "functionals_svm",
 ) -> str:
     """The card as Markdown."""
-    synthetic = sorted(c for c, f in sources.items() if f.get("synthetic") and c in set(utterances["corpus"]))
+    synthetic = corpus_order(c for c, f in sources.items() if f.get("synthetic") and c in set(utterances["corpus"]))
     title = f"Model card: speech emotion recognition, {model}" + (f" (version {version})" if version else "")
     lines = [f"# {title}", ""]
     if synthetic:
-        lines += [f"> **Synthetic data.** The corpora {', '.join(synthetic)} are the synthetic demo corpus "
+        which = f"The corpora {', '.join(synthetic)} are" if len(synthetic) > 1 else f"The corpus {synthetic[0]} is"
+        lines += [f"> **Synthetic data.** {which} the synthetic demo corpus "
                   "(text-to-speech in the real corpora's file layouts). The figures below say that the code paths "
                   "work; they say nothing about how well the model recognises emotions in human speech. Do not use "
                   "this model on real audio.", ""]

@@ -55,7 +55,7 @@ def test_the_demo_corpus_is_described_as_synthetic_and_the_card_warns():
     card = model_card(model="cnn2d_lstm", kind="single", reason="best validation F1-macro", utterances=_utterances(),
                       sources=sources, comparison=_comparison(), split={"strategy": "stratified", "val_fraction": 0.2,
                                                                          "test_fraction": 0.15})
-    assert "**Synthetic data.** The corpora ravdess are the synthetic demo corpus" in card
+    assert "**Synthetic data.** The corpus ravdess is the synthetic demo corpus" in card
     real = model_card(model="cnn2d_lstm", kind="single", reason="", utterances=_utterances(),
                       sources=describe_corpora(["tess", "ravdess"]), comparison=_comparison(), split={})
     assert "Synthetic data" not in real

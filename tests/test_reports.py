@@ -59,3 +59,31 @@ def test_inputs_over_time_of_the_demo_corpus(demo_corpus):
     _, html = analyse_dataset.entrypoint(gone, gone.iloc[:0], gone, gone.iloc[:0], gone.iloc[:0], params)
     assert "Inputs over time (seed section 4)" in html and "not plotted" in html
     assert html.count("data:image/png;base64") == 5  # 3 dataset figures, log-mel and chromagram
+
+
+def test_run_report_folder_says_where_each_item_comes_from(tmp_path):
+    from speech_emotion.run_report import Item, RunReport, Section, markdown_to_html, write_report
+
+    table = pd.DataFrame({"model": ["cnn2d_lstm"], "f1_macro": [0.5], "n_params": [1234.0]}).set_index("model")
+    report = RunReport(run="r1", run_id="id1", pipeline="training_pipeline", status="completed", started="2026-11-24",
+                       data="10 utterances of tess (tess: synthetic demo corpus)", protocol="Random split",
+                       synthetic=["tess"], mlflow_run_id="m1",
+                       model_card="# Card\n\n> **Synthetic data.** x\n\n| a | b |\n|---|---|\n| tess | 0.5 |\n\n- one\n- two",
+                       sections=[Section("Comparison", "note", [
+                           Item("comparison/test.csv", "All models on test", "ZenML step compare_models", table),
+                           Item("comparison/f1.png", "F1 chart", "MLflow run m1, artifact comparison/f1.png", b"\x89PNG"),
+                           Item("dataset/page.html", "The page", "ZenML step analyse_dataset", "<html></html>")])])
+    index = write_report(report, tmp_path / "out")
+    page = index.read_text()
+    assert "Synthetic demo corpus: tess is synthesised speech" in page
+    assert page.count("Data: 10 utterances of tess (tess: synthetic demo corpus)") == 3  # under every item
+    assert "From ZenML step compare_models." in page and "From MLflow run m1, artifact comparison/f1.png." in page
+    assert '<img alt="F1 chart" src="comparison/f1.png"/>' in page and ">1234<" in page  # counts stay integers
+    assert pd.read_csv(tmp_path / "out" / "comparison" / "test.csv", index_col=0).loc["cnn2d_lstm", "f1_macro"] == 0.5
+    assert (tmp_path / "out" / "comparison" / "f1.png").read_bytes() == b"\x89PNG"
+    assert (tmp_path / "out" / "model_card.md").read_text() == report.model_card
+    readme = (tmp_path / "out" / "README.md").read_text()
+    assert "- `comparison/test.csv`: All models on test (from ZenML step compare_models)" in readme
+    card = markdown_to_html(report.model_card)
+    assert "<h2>Card</h2>" in card and '<blockquote class="warn"><strong>Synthetic data.</strong> x</blockquote>' in card
+    assert '<td style="text-align:left">tess</td><td>0.5</td>' in card and "<li>one</li><li>two</li>" in card.replace("\n", "")
