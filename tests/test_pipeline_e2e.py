@@ -249,7 +249,8 @@ def test_bad_configuration_is_refused_before_any_step(e2e_tmp, stack_id):
 def test_single_family_run_has_no_ensemble_and_still_compares(e2e_tmp, stack_id):
     """The pipeline's default shape: one family, no tuning, no ensembles, no stacking."""
     proc = _run_pipeline(
-        e2e_tmp, stack_id, {"tuning": {"enabled": False}, "stacking": {"enabled": False}, "ablation": {"scaling": False}},
+        e2e_tmp, stack_id, {"tuning": {"enabled": False}, "stacking": {"enabled": False},
+                    "ablation": {"scaling": False, "logmel_scaling": False}},
         "e2e_single", replace={"families": {"cnn2d_lstm": {"conv_blocks": 1, "filters_first": 4, "lstm_units": 8}},
                                "search_spaces": {}},
     )
@@ -470,7 +471,7 @@ def test_retraining_skips_unchanged_data_and_trains_on_new_files(e2e_tmp, stack_
                   retrain={"force": False, "keep_versions": 5, "model": model})
     params["tuning"]["enabled"] = False
     params["stacking"]["enabled"] = False
-    params["ablation"]["scaling"] = False
+    params["ablation"].update(scaling=False, logmel_scaling=False)
     params["promotion"]["registered_model"] = model
     zenml = os.path.join(os.path.dirname(sys.executable), "zenml")
 
