@@ -26,4 +26,4 @@ class FeatureScalerMaterializer(BaseMaterializer):
             return FeatureScaler.from_npz(f.read())
 
     def extract_metadata(self, data: FeatureScaler) -> dict[str, Any]:
-        return {"kinds": sorted(data.scalers), "fitted": bool(data.scalers)}
+        return {"kinds": sorted(data.scalers), "fitted": bool(data.scalers), "logmel_scaling": data.logmel_scaling}

@@ -38,21 +38,25 @@ class FeatureSetMaterializer(BaseMaterializer):
 
     def load(self, data_type: type[Any]) -> FeatureSet:
         if is_local(self.uri):
-            return self._read(self.uri, mmap=True)
+            return self._read(self.uri, self.uri, mmap=True)
         # a remote store (s3://...): download, read, and remove the download before returning. On POSIX the
         # arrays stay memory-mapped: a mapping outlives its file's name, the disk space goes when it is closed.
         with self.get_temporary_directory(delete_at_exit=True) as tmp:
             download_dir(self.uri, tmp)
-            return self._read(tmp, mmap=os.name == "posix")
+            return self._read(tmp, self.uri, mmap=os.name == "posix")
 
     @staticmethod
-    def _read(folder: str, mmap: bool) -> FeatureSet:
+    def _read(folder: str, uri: str, mmap: bool) -> FeatureSet:
         with open(os.path.join(folder, META)) as f:
             meta = json.load(f)
         arrays = {
             name: np.load(os.path.join(folder, f"{name}.npy"), mmap_mode="r" if mmap else None, allow_pickle=False)
             for name in FeatureSet.ARRAYS
+            if name != "n_frames" or os.path.exists(os.path.join(folder, f"{name}.npy"))
         }
+        if "n_frames" not in arrays:  # an artifact written before n_frames was kept: say so, do not guess
+            raise ValueError(f"feature set {uri} has no n_frames (written by an older version of the "
+                             "feature code); re-run the pipeline to extract it again")
         return FeatureSet(**arrays, params=meta["params"], scaled=meta["scaled"])
 
     def extract_metadata(self, data: FeatureSet) -> dict[str, Any]:
@@ -61,6 +65,7 @@ class FeatureSetMaterializer(BaseMaterializer):
             "n_utterances": len(data),
             "scaled": data.scaled,
             "logmel_shape": str(tuple(data.logmel.shape[1:])),
+            "mean_n_frames": float(np.mean(data.n_frames)) if len(data) else 0.0,
             "class_counts": {e: int(c) for e, c in zip(EMOTIONS, counts)},
         }
 

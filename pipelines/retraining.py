@@ -48,6 +48,7 @@ from speech_emotion.config import (
 )
 from speech_emotion.corpora.fingerprint import files_fingerprint, source_fingerprint
 from steps.resources import with_resources
+from speech_emotion.model_card import describe_corpora
 from steps.retrain import archive_old_versions, check_for_new_data
 
 logger = logging.getLogger(__name__)
@@ -91,5 +92,6 @@ def retraining_pipeline(
         utterances, rejected, every_root, split=split, features=features, families=families, tuning=tuning,
         search_spaces=search_spaces, training=training, ensemble=ensemble, stacking=stacking, ablation=ablation,
         deploy=deploy, promotion=promotion, source=source, model=Model(name=retrain.model), resources=resources,
+        data_sources=describe_corpora(every_root, synthetic=corpora.synthetic(), custom=custom),
     )
     archive_old_versions(promoted, model=retrain.model, keep=retrain.keep_versions)

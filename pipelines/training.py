@@ -35,6 +35,7 @@ from speech_emotion.config import (
 )
 from speech_emotion.corpora.custom import CustomCorpus
 from speech_emotion.corpora.fingerprint import files_fingerprint, source_fingerprint
+from speech_emotion.model_card import describe_corpora
 from speech_emotion.models.functionals_svm import FAMILY as BASELINE, GRID as BASELINE_GRID, FunctionalsSvmHParams
 from pipelines.disk_check import check_storage
 from speech_emotion.provenance import code_fingerprint
@@ -155,13 +156,31 @@ def check_configuration(
         if both := set(space) & set(families[family]):
             raise ValueError(f"{family}: {sorted(both)} both fixed in families and searched in search_spaces; "
                              "remove them from one of the two")
-    if ablation.scaling and BASELINE in ablation.families:
+    any_ablation = ablation.scaling or ablation.logmel_scaling
+    if any_ablation and BASELINE in ablation.families:
         raise ValueError(f"ablation.families: {BASELINE} standardises its own functionals; the scaling ablation "
                          "is for the networks")
-    if ablation.scaling and not set(ablation.families) <= set(families):
+    if any_ablation and not set(ablation.families) <= set(families):
         raise ValueError(f"ablation families {ablation.families} must be among the trained families {list(families)}")
     if ablation.scaling and not features.scale:
         logger.warning("ablation.scaling with features.scale false: the no_scaled models equal the main ones")
+    if ablation.logmel_scaling and not features.scale:
+        raise ValueError("ablation.logmel_scaling compares two log-mel scalings, but features.scale is false: "
+                         "turn scaling on or the log-mel ablation off")
+    if ablation.logmel_scaling and not logmel_families(ablation.families):
+        raise ValueError(f"ablation.logmel_scaling: none of ablation.families {ablation.families} reads the log-mel; "
+                         "name one that does (e.g. cnn2d_lstm)")
+
+
+def logmel_families(names: list[str]) -> list[str]:
+    """The families among ``names`` whose inputs include the 2-D log-mel."""
+    from speech_emotion.models import FAMILIES
+
+    return [n for n in names if n in FAMILIES and "logmel" in FAMILIES[n].inputs]
+
+
+def other_logmel_scaling(scaling: str) -> str:
+    return "band" if scaling == "element" else "element"
 
 
 #: every step's cache key includes the library's code and the numerical libraries' versions
@@ -187,6 +206,7 @@ def compose_training(
     source: str = "",
     model=None,
     resources: ResourcesConfig = ResourcesConfig(),
+    data_sources: dict[str, dict] | None = None,
 ):
     """The step graph from the utterance table to the promotion gate, shared by the training and
     retraining pipelines. ``model`` (a ``zenml.Model``) is given to the deployment steps when the
@@ -197,14 +217,17 @@ def compose_training(
         with_resources(s, resources) for s in (tune_model, train_model, train_stacking_model, extract_features,
                                                extract_functionals, tune_functionals_svm, train_functionals_svm_model))
     train_utt, val_utt, test_utt = split_dataset(utterances, split)
-    analyse_dataset(utterances, rejected, train_utt, val_utt, test_utt)
+    params = features.params()
+    analyse_dataset(utterances, rejected, train_utt, val_utt, test_utt, params)
     # workers and the cache folder change how, not what: kept out of the steps' cache keys
     extract = extract_features_.with_options(extra={"workers": features.workers, "cache_dir": features.cache_dir})
-    params = features.params()
     train_raw = extract(train_utt, params, id="extract_train_features")
     val_raw = extract(val_utt, params, id="extract_val_features")
     test_raw = extract(test_utt, params, id="extract_test_features")
-    scaler, train_f, val_f, test_f = scale_features(train_raw, val_raw, test_raw, scale=features.scale)
+    scaler, train_f, val_f, test_f = scale_features(
+        train_raw, val_raw, test_raw, scale=features.scale, logmel_scaling=features.logmel_scaling,
+        std_floor=features.logmel_std_floor,
+    )
 
     def fit_and_evaluate(family: str, hparams, name: str, train, val, test):
         trained = train_model_.with_options(substitutions={"model_name": name})(
@@ -254,6 +277,15 @@ def compose_training(
         for family in ablation.families:
             _, metrics, *_ = fit_and_evaluate(family, chosen[family], f"{family}_no_scaled", train_raw, val_raw, test_raw)
             all_metrics.append(metrics)
+    if ablation.logmel_scaling:  # the same families with the other log-mel scaling (element <-> band)
+        other = other_logmel_scaling(features.logmel_scaling)
+        _, train_o, val_o, test_o = scale_features(
+            train_raw, val_raw, test_raw, scale=True, logmel_scaling=other, std_floor=features.logmel_std_floor,
+            track=False, id=f"scale_features_logmel_{other}",
+        )
+        for family in logmel_families(ablation.families):
+            _, metrics, *_ = fit_and_evaluate(family, chosen[family], f"{family}_logmel_{other}", train_o, val_o, test_o)
+            all_metrics.append(metrics)
 
     ga_weights = None
     if len(names) >= 2 and (ensemble.average or ensemble.ga_enabled):
@@ -276,8 +308,9 @@ def compose_training(
                                 if model is not None else (build_predictor, register_model, promote_model))
     predictor = build(scaler, models, comparison, deploy, params, ga_weights=ga_weights, stacking_model=stacked,
                       average_voting=ensemble.average)
-    _, mlflow_version = register(predictor, utterances, comparison, scaler, test_raw, corpora=sorted(roots),
-                                 split=split, registered_model=promotion.registered_model, source_fingerprint=source)
+    _, mlflow_version, _ = register(predictor, utterances, comparison, scaler, test_raw, corpora=sorted(roots),
+                                    split=split, registered_model=promotion.registered_model,
+                                    source_fingerprint=source, data_sources=data_sources or {})
     return promote(predictor, test_raw, promotion, mlflow_version)
 
 
@@ -316,4 +349,5 @@ def training_pipeline(
         search_spaces=search_spaces, training=training, ensemble=ensemble, stacking=stacking, ablation=ablation,
         deploy=deploy, promotion=promotion, source=source_fingerprint(fingerprint, ingest.model_dump()),
         resources=resources,
+        data_sources=describe_corpora(every_root, synthetic=corpora.synthetic(), custom=custom),
     )

@@ -12,6 +12,7 @@
     ser dashboard [start|stop|status]   the ZenML dashboard on this project's store (client config untouched)
     ser runs clean [--dry-run]      mark runs left 'running' by a killed process as failed / KILLED
     ser clean [--stores [--yes]]    remove the caches; with --stores, every model, version and run (asks first)
+    ser report [RUN] [--out DIR]    a training run's whole report (and model card) as a folder
 
 Inside the project every command uses the project's ZenML store (``.zenml-home``)
 unless ``ZENML_CONFIG_PATH`` says otherwise.
@@ -420,6 +421,19 @@ def _cmd_runs(args: argparse.Namespace) -> int:
         else:
             verdict = "cannot be checked from here: left alone"
         print(f"{run.name}  [{run.status}]  {verdict}  ({run.reason})")
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pipelines.run_report import RunNotFound, find_run, write_run_report
+    from speech_emotion.versions import tracking_uri
+
+    try:
+        run = find_run(args.run)
+        out = Path(args.out or Path("reports") / run.name)
+        name, index = write_run_report(str(run.id), out, tracking_uri())
+    except RunNotFound as exc:
+        print(f"ser report: {exc}. `zenml pipeline runs list` lists the runs; train one with `make demo`.",
+              file=sys.stderr)
+        return 2
+    print(f"report of run {name}: {index}")
     return 0
 
 
@@ -572,6 +586,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["clean"])
     p.add_argument("--dry-run", action="store_true", help="only say what would be marked")
     p.set_defaults(func=_cmd_runs)
+
+    p = sub.add_parser(
+        "report",
+        help="write a training run's whole report (dataset, comparison, ensembles, per origin / class, "
+        "confusion matrices, inputs, model card) to a folder",
+        description="Reads the run's artifacts from the ZenML store and its MLflow run and writes index.html, "
+        "README.md, model_card.md, the tables as CSV and the figures as PNG.",
+    )
+    p.add_argument("run", nargs="?", help="pipeline run name or id (default: the latest completed training run)")
+    p.add_argument("--out", metavar="DIR", help="folder to write (default: reports/<run name>)")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser(
         "dashboard",

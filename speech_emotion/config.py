@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from speech_emotion.corpora.common import CORPORA
 from speech_emotion.corpora.custom import CustomCorpus
-from speech_emotion.features import FeatureParams
+from speech_emotion.features import LOGMEL_STD_FLOOR, FeatureParams
 from speech_emotion.models.cnn_lstm import CnnLstmHParams
 
 __all__ = [
@@ -73,6 +73,10 @@ class CorporaConfig(_Config):
         builtin = [c for c in CORPORA if getattr(self, c) or self.demo is not None]
         return builtin + [c.name for c in self.custom]
 
+    def synthetic(self) -> list[str]:
+        """The built-in corpora that come from the synthetic demo corpus (no folder of their own)."""
+        return [c for c in CORPORA if self.demo is not None and not getattr(self, c)]
+
     def explicit_roots(self, base: Path) -> dict[str, str]:
         """The built-in corpora's own roots: absolute local paths, or object-storage URLs as given."""
         from speech_emotion.storage import resolve
@@ -114,7 +118,11 @@ class SplitConfig(_Config):
 
 
 class FeatureConfig(FeatureParams):
-    """Feature extraction parameters plus how the pipeline runs it."""
+    """Feature extraction parameters plus how the pipeline runs and scales it.
+
+    ``scale``, ``logmel_scaling`` and ``logmel_std_floor`` act after extraction: they are
+    not feature parameters, so changing them keeps the per-clip feature cache.
+    """
 
     model_config = ConfigDict(frozen=False, extra="forbid")
 
@@ -122,6 +130,10 @@ class FeatureConfig(FeatureParams):
     cache_dir: str | None = "data/cache/features"
     workers: int = Field(1, ge=1)
     scale: bool = True
+    #: ``element``: per (band, frame), the seed's; ``band``: per mel band over the clips' own frames
+    logmel_scaling: Literal["element", "band"] = "element"
+    #: log-mel standard deviations below this fraction of the pooled one are raised to it (0: no floor)
+    logmel_std_floor: float = Field(LOGMEL_STD_FLOOR, ge=0, le=1)
 
     def params(self) -> FeatureParams:
         return FeatureParams(**self.model_dump(include=set(FeatureParams.model_fields)))
@@ -236,9 +248,13 @@ class StackingConfig(BaseModel):
 
 
 class AblationConfig(_Config):
-    """The seed's Table 2: the named families also trained on unscaled features."""
+    """The seed's Table 2: the named families also trained on unscaled features (``scaling``,
+    rows ``<family>_no_scaled``) and, for those that read the log-mel, with the other log-mel
+    scaling than ``features.logmel_scaling`` (``logmel_scaling``, rows ``<family>_logmel_band``
+    or ``<family>_logmel_element``)."""
 
     scaling: bool = False
+    logmel_scaling: bool = False
     families: list[str] = Field(default_factory=lambda: ["cnn1d_lstm", "cnn2d_lstm"])
 
 

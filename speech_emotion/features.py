@@ -15,6 +15,9 @@ unpadded clip: every feature here equals what the corresponding
 ``librosa.feature`` call gives on the clip (see tests/test_features.py), at a
 fraction of the cost of the seed's one-call-per-feature loop (bench/).
 
+Each clip also records ``n_frames``, the number of its log-mel frames that hold
+the clip rather than the padding (what band-wise scaling and masking need).
+
 Extraction is cached per clip in a folder of ``.npz`` files keyed by the clip's
 content hash, the feature parameters and the feature code, so adding audio files
 only computes features for the new ones. Clips and the cache folder may be local
@@ -83,6 +86,7 @@ class ClipFeatures:
     chroma: np.ndarray  # (n_chroma,)
     mel: np.ndarray  # (n_mels,) mean log-mel (dB) over the clip's frames
     logmel: np.ndarray  # (n_mels, n_frames) dB, ref = clip max
+    n_frames: int = 0  # log-mel frames that hold the clip (the rest is padding)
 
 
 @dataclass
@@ -101,8 +105,16 @@ class FeatureSet:
     logmel: np.ndarray  # (N, n_mels, n_frames) float32
     params: dict = field(default_factory=dict)
     scaled: bool = False
+    #: (N,) int: log-mel frames of each clip that are not padding; None: every frame
+    n_frames: np.ndarray | None = None
 
-    ARRAYS = ("utterance_ids", "labels", "corpus", "mfcc", "chroma", "mel", "logmel")
+    ARRAYS = ("utterance_ids", "labels", "corpus", "mfcc", "chroma", "mel", "logmel", "n_frames")
+
+    def __post_init__(self) -> None:
+        if self.n_frames is None:
+            self.n_frames = np.full(len(self.labels), self.logmel.shape[-1] if self.logmel.ndim == 3 else 0, np.int64)
+        elif len(self.n_frames) != len(self.labels):
+            raise ValueError(f"n_frames has {len(self.n_frames)} entries for {len(self.labels)} utterances")
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -173,6 +185,7 @@ def clip_features(y: np.ndarray, params: FeatureParams = FeatureParams()) -> Cli
         chroma=chroma.mean(axis=1).astype(np.float32),
         mel=clip_mel_db.mean(axis=1).astype(np.float32),
         logmel=logmel.astype(np.float32),
+        n_frames=int(min(n_valid_frames, params.n_frames)),
     )
 
 
@@ -212,7 +225,10 @@ class FeatureCache:
     def _decode(path, source) -> ClipFeatures | None:
         try:
             with np.load(source) as data:
-                return ClipFeatures(**{k: data[k] for k in ("mfcc", "chroma", "mel", "logmel")})
+                if "n_frames" not in data.files:  # written before n_frames was kept: compute it again
+                    return None
+                return ClipFeatures(**{k: data[k] for k in ("mfcc", "chroma", "mel", "logmel")},
+                                    n_frames=int(data["n_frames"]))
         except Exception as exc:  # a torn write from an interrupted run
             logger.warning("ignoring unreadable feature cache entry %s: %s", path, exc)
             return None
@@ -322,7 +338,9 @@ def extract_features(
         if cache is not None and content_hashes is not None:
             cache.put(content_hashes[i], feats)
 
+    n_frames = out.pop("n_frames")
     return FeatureSet(
+        n_frames=n_frames,
         utterance_ids=np.asarray(paths, dtype=str),
         labels=np.asarray(labels, dtype=np.int64),
         corpus=np.asarray(corpus, dtype=str),
@@ -337,6 +355,7 @@ def _empty_arrays(n: int, params: FeatureParams) -> dict[str, np.ndarray]:
         "chroma": np.zeros((n, params.n_chroma), np.float32),
         "mel": np.zeros((n, params.n_mels), np.float32),
         "logmel": np.zeros((n, params.n_mels, params.n_frames), np.float32),
+        "n_frames": np.zeros(n, np.int64),
     }
 
 
@@ -351,7 +370,9 @@ def feature_set_from_clips(clips: Sequence[ClipFeatures], params: FeatureParams,
     out = _empty_arrays(n, params)
     for i, feats in enumerate(clips):
         _store(out, i, feats)
+    n_frames = out.pop("n_frames")
     return FeatureSet(
+        n_frames=n_frames,
         utterance_ids=np.asarray(ids if ids is not None else [""] * n, dtype=str),
         labels=np.full(n, -1, np.int64),
         corpus=np.full(n, "", dtype=str),
@@ -362,60 +383,108 @@ def feature_set_from_clips(clips: Sequence[ClipFeatures], params: FeatureParams,
 
 # --------------------------------------------------------------------------- scaling
 
+#: how the 2-D log-mel is standardised (``features.logmel_scaling``)
+LOGMEL_SCALINGS: tuple[str, ...] = ("element", "band")
+#: default floor on the log-mel's standard deviations, as a fraction of its pooled standard deviation
+LOGMEL_STD_FLOOR = 0.5
+_META = "meta"
+
+
+def _valid_frames(chunk: np.ndarray, n_frames: np.ndarray) -> np.ndarray:
+    """(sum of n_frames, n_mels): the non-padding frames of a (B, n_mels, T) log-mel chunk, one row each."""
+    frames = np.arange(chunk.shape[-1])[None, :] < np.asarray(n_frames)[:, None]  # (B, T)
+    return np.transpose(chunk, (0, 2, 1))[frames]
+
 
 @dataclass
 class FeatureScaler:
     """Standard scaling fitted on the training split only (seed section 3.1).
 
-    One ``sklearn.preprocessing.StandardScaler`` per feature kind; the 2-D
-    log-mel is scaled per (band, frame) element, i.e. each of its values is a
-    feature, as the seed's scaler on flattened inputs did.
+    One ``sklearn.preprocessing.StandardScaler`` per feature kind. The 2-D
+    log-mel is standardised per ``logmel_scaling``:
+
+    - ``element`` (the seed's): each (band, frame) value is a feature of its own, as
+      the seed's scaler on flattened inputs did. The late frames that only a few long
+      clips reach have tiny standard deviations there, which blew their values up to
+      z-scores above 40: a standard deviation below ``std_floor`` times the log-mel's
+      pooled one is raised to it.
+    - ``band``: one mean and standard deviation per mel band, over every frame that
+      holds a clip (``FeatureSet.n_frames``), not the padding; every frame, padding
+      included, is then scaled with its band's statistics (padding stays a constant
+      floor the models can tell from speech). The same floor applies.
+
+    The floored statistics are the fitted scaler's own (``scale_``), so a saved
+    scaler (``.npz``) and the predictor scale exactly as training did.
     """
 
     scalers: dict = field(default_factory=dict)
+    logmel_scaling: str = "element"
+
+    def __post_init__(self) -> None:
+        if self.logmel_scaling not in LOGMEL_SCALINGS:
+            raise ValueError(f"logmel_scaling {self.logmel_scaling!r}: expected one of {LOGMEL_SCALINGS}")
 
     @classmethod
-    def fit(cls, features: FeatureSet, batch: int = 512) -> "FeatureScaler":
+    def fit(cls, features: FeatureSet, batch: int = 512, logmel_scaling: str = "element",
+            std_floor: float = LOGMEL_STD_FLOOR) -> "FeatureScaler":
         from sklearn.preprocessing import StandardScaler
 
-        scalers = {}
+        out = cls(logmel_scaling=logmel_scaling)
         for kind in FEATURE_KINDS:
             arr = getattr(features, kind)
             scaler = StandardScaler()
             for start in range(0, len(features), batch):
                 chunk = np.asarray(arr[start : start + batch], dtype=np.float64)
-                scaler.partial_fit(chunk.reshape(chunk.shape[0], -1))
-            scalers[kind] = scaler
-        return cls(scalers)
+                if kind == "logmel" and logmel_scaling == "band":
+                    rows = _valid_frames(chunk, features.n_frames[start : start + batch])
+                    if len(rows):
+                        scaler.partial_fit(rows)
+                else:
+                    scaler.partial_fit(chunk.reshape(chunk.shape[0], -1))
+            if kind == "logmel" and hasattr(scaler, "mean_"):
+                _floor_std(scaler, std_floor)
+            out.scalers[kind] = scaler
+        return out
 
     _FIELDS = ("mean_", "var_", "scale_", "n_samples_seen_")
 
     def to_npz(self) -> bytes:
-        """Each fitted StandardScaler's statistics as ``.npz`` bytes (no pickle)."""
+        """Each fitted StandardScaler's statistics as ``.npz`` bytes (no pickle), and the log-mel scaling."""
         import io
 
         arrays = {f"{kind}.{name}": np.asarray(getattr(scaler, name))
                   for kind, scaler in self.scalers.items() for name in self._FIELDS}
+        arrays[f"{_META}.logmel_scaling"] = np.asarray(self.logmel_scaling)
         buf = io.BytesIO()
         np.savez(buf, **arrays)
         return buf.getvalue()
 
     @classmethod
     def from_npz(cls, blob: bytes) -> "FeatureScaler":
+        """A scaler saved by :meth:`to_npz`; one saved before ``logmel_scaling`` existed is ``element``."""
         import io
 
         from sklearn.preprocessing import StandardScaler
 
         data = np.load(io.BytesIO(blob), allow_pickle=False)
         scalers = {}
-        for kind in sorted({key.split(".", 1)[0] for key in data.files}):
+        for kind in sorted({key.split(".", 1)[0] for key in data.files} - {_META}):
             scaler = StandardScaler()
             for name in cls._FIELDS:
                 value = data[f"{kind}.{name}"]
                 setattr(scaler, name, value if value.ndim else value.item())
             scaler.n_features_in_ = scaler.mean_.shape[0]
             scalers[kind] = scaler
-        return cls(scalers)
+        mode = str(data[f"{_META}.logmel_scaling"]) if f"{_META}.logmel_scaling" in data.files else "element"
+        return cls(scalers, logmel_scaling=mode)
+
+    def _transform_chunk(self, kind: str, chunk: np.ndarray) -> np.ndarray:
+        scaler = self.scalers[kind]
+        if kind == "logmel" and self.logmel_scaling == "band":
+            b, m, t = chunk.shape
+            rows = np.transpose(chunk, (0, 2, 1)).reshape(b * t, m)
+            return np.transpose(scaler.transform(rows).reshape(b, t, m), (0, 2, 1))
+        return scaler.transform(chunk.reshape(chunk.shape[0], -1)).reshape(chunk.shape)
 
     def transform(self, features: FeatureSet, batch: int = 512) -> FeatureSet:
         scaled = {}
@@ -423,9 +492,7 @@ class FeatureScaler:
             arr = getattr(features, kind)
             out = np.empty(arr.shape, np.float32)
             for start in range(0, len(features), batch):
-                chunk = np.asarray(arr[start : start + batch])
-                flat = self.scalers[kind].transform(chunk.reshape(chunk.shape[0], -1))
-                out[start : start + batch] = flat.reshape(chunk.shape)
+                out[start : start + batch] = self._transform_chunk(kind, np.asarray(arr[start : start + batch]))
             scaled[kind] = out
         return FeatureSet(
             utterance_ids=np.asarray(features.utterance_ids),
@@ -433,5 +500,16 @@ class FeatureScaler:
             corpus=np.asarray(features.corpus),
             params=dict(features.params),
             scaled=True,
+            n_frames=np.asarray(features.n_frames),
             **scaled,
         )
+
+
+def _floor_std(scaler, fraction: float) -> None:
+    """Raise the fitted standard deviations below ``fraction`` of the pooled one (law of total variance
+    over the scaler's features) to that floor; zero-variance features get it too."""
+    if fraction <= 0:
+        return
+    pooled = float(np.sqrt(np.mean(scaler.var_) + np.var(scaler.mean_)))
+    if pooled > 0:
+        scaler.scale_ = np.maximum(np.sqrt(scaler.var_), fraction * pooled)

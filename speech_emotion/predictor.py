@@ -333,6 +333,8 @@ class Predictor:
             "classes": list(self.classes),
             "duration_s": self.feature_params.duration_s,
             "feature_params": self.feature_params.model_dump(),
+            # informational: scaler.npz carries it, and that is what prediction applies
+            "logmel_scaling": self.scaler.logmel_scaling if self.scaler.scalers else None,
             "members": [{"name": m.name, "family": m.family, "file": f"member_{i}",
                          "kind": "keras" if isinstance(m, TrainedModel) else "functionals_svm",
                          "weight": None if self.weights is None else float(self.weights[i])}

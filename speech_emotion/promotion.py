@@ -16,18 +16,16 @@ from speech_emotion.corpora.common import EMOTIONS
 from speech_emotion.evaluation import evaluate_probabilities
 from speech_emotion.predictor import Predictor
 
-__all__ = ["PromotionDecision", "decide", "score_on"]
+__all__ = ["PromotionDecision", "decide", "probabilities_on", "score_on"]
 
 
-def score_on(predictor: Predictor, test) -> dict[str, float]:
-    """Accuracy and F1-macro of ``predictor`` on an unscaled test FeatureSet (labels index EMOTIONS).
+def probabilities_on(predictor: Predictor, test) -> np.ndarray:
+    """(N, 7) probabilities of ``predictor`` on an unscaled test FeatureSet, columns in ``EMOTIONS`` order.
 
     Features are reused when the predictor was trained with the same feature
     parameters (and needs no functionals of the audio); otherwise it labels the
     clips' audio itself.
     """
-    if len(test) == 0:
-        raise ValueError("the test split is empty: nothing to score the predictors on")
     same = predictor.feature_params.model_dump() == {k: test.params.get(k) for k in predictor.feature_params.model_dump()}
     if same and not predictor.needs_audio:
         probs = predictor.predict_features(test)
@@ -39,8 +37,14 @@ def score_on(predictor: Predictor, test) -> dict[str, float]:
         probs = table[list(predictor.classes)].to_numpy(dtype=np.float32)
     if set(predictor.classes) != set(EMOTIONS):
         raise ValueError(f"{predictor.name} predicts {predictor.classes}, not the label set {EMOTIONS}")
-    probs = probs[:, [predictor.classes.index(e) for e in EMOTIONS]]  # columns in the labels' order
-    ev = evaluate_probabilities(predictor.name, "test", probs, test.labels, test.corpus)
+    return probs[:, [predictor.classes.index(e) for e in EMOTIONS]]  # columns in the labels' order
+
+
+def score_on(predictor: Predictor, test) -> dict[str, float]:
+    """Accuracy and F1-macro of ``predictor`` on an unscaled test FeatureSet (labels index EMOTIONS)."""
+    if len(test) == 0:
+        raise ValueError("the test split is empty: nothing to score the predictors on")
+    ev = evaluate_probabilities(predictor.name, "test", probabilities_on(predictor, test), test.labels, test.corpus)
     return {"accuracy": ev.accuracy, "f1_macro": ev.f1_macro, "n": float(ev.n)}
 
 

@@ -101,6 +101,115 @@ def origin_distribution_figure(splits: dict[str, pd.DataFrame]):
     return fig
 
 
+# --------------------------------------------------------------------------- inputs over time (seed section 4)
+
+PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+
+
+def choose_input_examples(utterances: pd.DataFrame, per_class: int = 2, prefer: tuple[str, ...] = ("tess",)) -> pd.DataFrame:
+    """``per_class`` clips of similar duration per class, as the seed's section 4 picked them (two
+    samples of similar duration of each class from TESS): for each class, the first corpus in
+    ``prefer`` then report order that holds ``per_class`` clips of it, and there the run of
+    ``per_class`` clips closest in duration (the first such run, so the choice is reproducible).
+    A class that no corpus holds ``per_class`` times gets what the largest corpus has."""
+    rows = []
+    order = [c for c in prefer if c in set(utterances["corpus"])] + [
+        c for c in corpus_order(utterances["corpus"]) if c not in prefer]
+    for emotion in EMOTIONS:
+        of_class = utterances[utterances["emotion"] == emotion]
+        if of_class.empty:
+            continue
+        corpus = next((c for c in order if (of_class["corpus"] == c).sum() >= per_class),
+                      of_class["corpus"].value_counts().index[0])
+        part = of_class[of_class["corpus"] == corpus].sort_values(["duration_s", "path"], kind="stable")
+        k = min(per_class, len(part))
+        spreads = [part["duration_s"].iloc[i + k - 1] - part["duration_s"].iloc[i] for i in range(len(part) - k + 1)]
+        start = int(np.argmin(spreads))
+        rows.append(part.iloc[start : start + k])
+    columns = [c for c in ("emotion", "corpus", "speaker", "relpath", "path", "duration_s") if c in utterances.columns]
+    return pd.concat(rows)[columns].reset_index(drop=True) if rows else pd.DataFrame(columns=columns)
+
+
+def clip_over_time(path: str, params) -> tuple[np.ndarray, np.ndarray]:
+    """The log-mel (dB, ref = clip max; ``params.n_mels`` x frames) and the chromagram (12 x frames)
+    of one clip over its own duration (cut to ``params.duration_s``, not padded), computed as
+    :func:`speech_emotion.features.clip_features` does, but keeping the chroma of every frame."""
+    import librosa
+
+    from speech_emotion.audio import load_audio
+
+    y = load_audio(path, target_sr=params.sample_rate)[: params.n_samples]
+    power = np.abs(librosa.stft(y, n_fft=params.n_fft, hop_length=params.hop_length)) ** 2
+    mel = librosa.feature.melspectrogram(S=power, sr=params.sample_rate, n_mels=params.n_mels)
+    logmel = librosa.power_to_db(mel, ref=np.max, top_db=params.top_db)
+    chroma = librosa.feature.chroma_stft(S=power, sr=params.sample_rate, n_fft=params.n_fft,
+                                         hop_length=params.hop_length, n_chroma=params.n_chroma,
+                                         tuning=None if params.chroma_tuning else 0.0)
+    return logmel, chroma
+
+
+def inputs_over_time_figure(examples: pd.DataFrame, arrays: list[np.ndarray], kind: str, params):
+    """Figures 4-9 of the seed: one row per class, one panel per clip, ``kind`` ``logmel`` or ``chroma``
+    over time (seconds). ``arrays`` are row-aligned with ``examples``."""
+    plt = _pyplot()
+    classes = list(dict.fromkeys(examples["emotion"]))
+    per_class = max(1, int(examples["emotion"].value_counts().max())) if len(examples) else 1
+    fig, axes = plt.subplots(max(1, len(classes)), per_class, figsize=(4.6 * per_class, 1.9 * max(1, len(classes))),
+                             squeeze=False, layout="constrained")
+    for ax in axes.ravel():
+        ax.set_visible(False)
+    seen: dict[str, int] = {}
+    image = None
+    for (_, row), arr in zip(examples.iterrows(), arrays):
+        r = classes.index(row["emotion"])
+        c = seen.get(row["emotion"], 0)
+        seen[row["emotion"]] = c + 1
+        ax = axes[r][c]
+        ax.set_visible(True)
+        seconds = arr.shape[1] * params.hop_length / params.sample_rate
+        if kind == "chroma":
+            image = ax.imshow(arr, origin="lower", aspect="auto", cmap="viridis", vmin=0, vmax=1,
+                              extent=(0, seconds, -0.5, arr.shape[0] - 0.5))
+            ax.set_yticks(range(arr.shape[0]), PITCH_CLASSES[: arr.shape[0]] if arr.shape[0] == 12 else None,
+                          fontsize=6)
+        else:
+            image = ax.imshow(arr, origin="lower", aspect="auto", cmap="magma", vmin=-params.top_db, vmax=0,
+                              extent=(0, seconds, 0, arr.shape[0]))
+            ax.set_ylabel("mel band", fontsize=7)
+        name = str(row.get("relpath", row["path"])).rsplit("/", 1)[-1]
+        ax.set_title(f"{row['emotion']}: {row['corpus']} {name} ({row['duration_s']:.2f} s)", fontsize=8)
+        ax.tick_params(labelsize=7)
+        if r == len(classes) - 1:
+            ax.set_xlabel("time (s)", fontsize=7)
+    title = "Chromagram" if kind == "chroma" else "Log-mel spectrogram (dB)"
+    fig.suptitle(f"{title} over time, {per_class} clips per class (seed section 4)")
+    if image is not None:
+        fig.colorbar(image, ax=axes, fraction=0.03, pad=0.01, label="dB" if kind != "chroma" else "energy")
+    return fig
+
+
+def input_visualisations(utterances: pd.DataFrame, params, per_class: int = 2):
+    """The seed's section 4 for a dataset: the chosen clips (a table with a ``status`` column: ``ok``
+    or why a clip could not be read) and the log-mel and chromagram figures (None without a clip)."""
+    examples = choose_input_examples(utterances, per_class)
+    logmels, chromas, status = [], [], []
+    for path in examples["path"]:
+        try:
+            logmel, chroma = clip_over_time(path, params)
+        except Exception as exc:  # a file gone or unreadable since ingestion: say so, plot the others
+            status.append(f"not plotted: {exc}")
+            continue
+        logmels.append(logmel)
+        chromas.append(chroma)
+        status.append("ok")
+    examples = examples.assign(status=status)
+    shown = examples[examples["status"] == "ok"]
+    if not len(shown):
+        return examples, None, None
+    return (examples, inputs_over_time_figure(shown, logmels, "logmel", params),
+            inputs_over_time_figure(shown, chromas, "chroma", params))
+
+
 # --------------------------------------------------------------------------- evaluation
 
 

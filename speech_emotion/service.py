@@ -45,6 +45,8 @@ from speech_emotion.pyfunc import MAX_MB_ENV, allowed_root, max_audio_bytes, pat
 logger = logging.getLogger(__name__)
 
 PAGE = Path(__file__).with_name("service_page.html")
+#: a refused upload up to this many times the size limit is read to its end, so the client gets the 413
+DRAIN_LIMITS = 4
 
 
 @dataclass
@@ -183,15 +185,27 @@ def create_app(source: ModelSource, auth_key: str | None = None, max_batch: int 
         if not hmac.compare_digest(given.encode(), f"Bearer {auth_key}".encode()):
             raise Refused(401, "unauthorized", "this service needs 'Authorization: Bearer <key>'")
 
+    async def drain(request: Request, size: int) -> None:
+        """Read and drop the rest of a refused upload, up to a few limits' worth: clients such as urllib and
+        requests send the whole body before they read the answer, and would see a broken pipe, not the 413."""
+        if size > DRAIN_LIMITS * limit:
+            return
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > DRAIN_LIMITS * limit:
+                return
+
     async def read_body(request: Request) -> bytes:
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
+            await drain(request, int(declared))
             raise Refused(413, "too_large", f"{int(declared) / 2**20:.1f} MB is over the limit of "
                           f"{limit / 2**20:g} MB ({MAX_MB_ENV})")
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
+                await drain(request, size)
                 raise Refused(413, "too_large", f"the upload is over the limit of {limit / 2**20:g} MB ({MAX_MB_ENV})")
             chunks.append(chunk)
         return b"".join(chunks)

@@ -27,7 +27,8 @@ from speech_emotion.features import FeatureParams, FeatureScaler, FeatureSet
 from speech_emotion.models.functionals_svm import FunctionalsSvm
 from speech_emotion.models.trained import TrainedModel
 from speech_emotion.predictor import Predictor, choose_model
-from speech_emotion.promotion import decide
+from speech_emotion.model_card import group_scores, model_card, short_description
+from speech_emotion.promotion import decide, probabilities_on
 from speech_emotion.pyfunc import log_predictor
 from steps import _tracking
 
@@ -113,11 +114,15 @@ def register_model(
     split: SplitConfig,
     registered_model: str,
     source_fingerprint: str = "",
-) -> tuple[Annotated[str, "data_fingerprint"], Annotated[int, "mlflow_model_version"]]:
+    data_sources: dict[str, dict] | None = None,
+) -> tuple[Annotated[str, "data_fingerprint"], Annotated[int, "mlflow_model_version"], Annotated[str, "model_card"]]:
     """Log and register the predictor in MLflow, and describe the ZenML Model version.
 
     ``source_fingerprint`` (the corpus files and the ingestion options) lets a retraining run
-    tell that nothing changed without ingesting again."""
+    tell that nothing changed without ingesting again. ``data_sources`` (what each corpus is:
+    :func:`speech_emotion.model_card.describe_corpora`) goes into the model card, which becomes
+    the description of the MLflow model version and of the ZenML Model version, and the run's
+    artifact ``model_card.md``."""
     fingerprint = data_fingerprint(utterances)
     _tracking.set_experiment_kind()
     _tracking.log_dataset(utterances, name="+".join(sorted(set(utterances["corpus"]))), digest=fingerprint)
@@ -145,13 +150,52 @@ def register_model(
         metadata["test_f1_macro"] = float(test_row.iloc[0]["f1_macro"])
     _tracking.set_tags({"deployed_model": predictor.name, "data_fingerprint": fingerprint})
     model_version = _model_version()
+    response = model_version._get_or_create_model_version() if model_version is not None else None
+    names = ([f"ZenML {response.model.name} {response.name}"] if response is not None else []) + (
+        [f"MLflow {registered_model} v{version}"] if version else [])
+    card = _model_card(predictor, utterances, comparison, test, split, data_sources or {}, ", ".join(names) or None)
+    _tracking.log_text(card, "model_card.md")
+    if version:
+        import mlflow
+
+        where = f"artifact model_card.md of MLflow run {mlflow.active_run().info.run_id}"
+        mlflow.MlflowClient().update_model_version(registered_model, str(version),
+                                                   description=short_description(card, where))
     if model_version is not None:
         model_version.log_metadata(metadata)
-        _link_inputs_to_model_version(model_version._get_or_create_model_version())
+        _link_inputs_to_model_version(response)
+        from zenml.client import Client
+
+        Client().update_model_version(model_name_or_id=response.model.id, version_name_or_id=response.id,
+                                      description=card)
         _tracking.set_tags({"zenml_model_version": str(model_version.number)})
     else:
         logger.warning("the pipeline runs without a ZenML Model (`model:` in its config): no version is created")
-    return fingerprint, version
+    return fingerprint, version, card
+
+
+def _model_card(predictor: Predictor, utterances: pd.DataFrame, comparison: pd.DataFrame, test: FeatureSet,
+                split: SplitConfig, sources: dict[str, dict], version: str | None) -> str:
+    """The model card, with the predictor's test figures per gender and per corpus (when it can score them)."""
+    per_gender = per_corpus = None
+    if len(test):
+        try:
+            probs = probabilities_on(predictor, test)
+        except ValueError as exc:  # a test clip unreadable since training: the card says so, registration goes on
+            logger.warning("model card without per-group figures: %s", exc)
+        else:
+            gender_of = dict(zip(utterances["path"].astype(str), utterances["gender"].astype(str)))
+            genders = [gender_of.get(str(p), "unknown") for p in test.utterance_ids]
+            if set(genders) != {"unknown"}:
+                per_gender = group_scores(probs, test.labels, genders, "gender")
+            per_corpus = group_scores(probs, test.labels, test.corpus, "corpus")
+    try:
+        run = get_step_context().pipeline_run.name
+    except RuntimeError:
+        run = None
+    return model_card(model=predictor.name, kind=predictor.kind, reason=predictor.info.get("reason", ""),
+                      utterances=utterances, sources=sources, comparison=comparison, split=split.model_dump(),
+                      per_gender=per_gender, per_corpus=per_corpus, version=version, run=run)
 
 
 def _example_audio(test: FeatureSet) -> bytes | None:

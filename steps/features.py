@@ -10,7 +10,7 @@ from zenml import get_step_context, step
 
 from materializers import FeatureScalerMaterializer, FeatureSetMaterializer
 from speech_emotion.corpora.common import EMOTION_TO_INDEX
-from speech_emotion.features import FeatureParams, FeatureScaler, FeatureSet, extract_features as extract
+from speech_emotion.features import LOGMEL_STD_FLOOR, FeatureParams, FeatureScaler, FeatureSet, extract_features as extract
 from speech_emotion.storage import is_url
 from steps import _tracking
 
@@ -52,16 +52,21 @@ def extract_features(utterances: pd.DataFrame, params: FeatureParams) -> Annotat
     },
 )
 def scale_features(
-    train: FeatureSet, val: FeatureSet, test: FeatureSet, scale: bool = True
+    train: FeatureSet, val: FeatureSet, test: FeatureSet, scale: bool = True, logmel_scaling: str = "element",
+    std_floor: float = LOGMEL_STD_FLOOR, track: bool = True,
 ) -> tuple[
     Annotated[FeatureScaler, "scaler"],
     Annotated[FeatureSet, "train_features"],
     Annotated[FeatureSet, "val_features"],
     Annotated[FeatureSet, "test_features"],
 ]:
-    """Fit the standard scaler on train only and apply it to every split (``scale=False`` passes through)."""
-    _tracking.log_params("features", {**train.params, "scale": scale})
+    """Fit the standard scaler on train only and apply it to every split (``scale=False`` passes through).
+    ``track=False`` (the log-mel scaling ablation's second scaler) logs no parameters: the run's
+    ``features.*`` describe the main one."""
+    if track:
+        _tracking.log_params("features", {**train.params, "scale": scale, "logmel_scaling": logmel_scaling,
+                                          "logmel_std_floor": std_floor})
     if not scale:
-        return FeatureScaler(), train, val, test
-    scaler = FeatureScaler.fit(train)
+        return FeatureScaler(logmel_scaling=logmel_scaling), train, val, test
+    scaler = FeatureScaler.fit(train, logmel_scaling=logmel_scaling, std_floor=std_floor)
     return scaler, scaler.transform(train), scaler.transform(val), scaler.transform(test)

@@ -88,6 +88,18 @@ def test_configuration_that_would_be_ignored_or_contradictory_is_refused():
         check_configuration(**{**ok, "search_spaces": {"cnn1d_lstm": {"dropout": [0.0]}}})
     with pytest.raises(ValueError, match="ablation families"):
         check_configuration(**{**ok, "ablation": AblationConfig(scaling=True, families=["cnn1d_lstm"])})
+    with pytest.raises(ValueError, match="ablation families"):
+        check_configuration(**{**ok, "ablation": AblationConfig(logmel_scaling=True, families=["cnn1d_lstm"])})
+    two = {**ok, "families": {"cnn2d_lstm": {}, "cnn1d_lstm": {}}}
+    check_configuration(**{**two, "ablation": AblationConfig(logmel_scaling=True, families=["cnn1d_lstm", "cnn2d_lstm"])})
+    with pytest.raises(ValueError, match=r"ablation.logmel_scaling: none of ablation.families \['cnn1d_lstm'\] reads"):
+        check_configuration(**{**two, "ablation": AblationConfig(logmel_scaling=True, families=["cnn1d_lstm"])})
+    with pytest.raises(ValueError, match="ablation.logmel_scaling compares two log-mel scalings, but features.scale"):
+        check_configuration(**{**ok, "features": FeatureConfig(scale=False),
+                               "ablation": AblationConfig(logmel_scaling=True, families=["cnn2d_lstm"])})
+    with pytest.raises(ValueError, match="logmel_scaling"):
+        FeatureConfig(logmel_scaling="global")
+    assert FeatureConfig(logmel_scaling="band").params() == FeatureConfig().params()  # the feature cache's key
 
     with pytest.raises(ValueError, match=r"search_spaces.cnn2d_lstm.lstm: cnn2d_lstm has no hyperparameter 'lstm'"):
         check_configuration(**{**ok, "search_spaces": {"cnn2d_lstm": {"lstm": [8]}}})

@@ -161,7 +161,8 @@ def test_a_training_run_in_the_dashboard(dashboard, stack_id, tmp_path):
     from tests.test_pipeline_e2e import _run_pipeline
 
     proc = _run_pipeline(
-        tmp_path, stack_id, {"tuning": {"enabled": False}, "stacking": {"enabled": False}, "ablation": {"scaling": False}},
+        tmp_path, stack_id, {"tuning": {"enabled": False}, "stacking": {"enabled": False},
+                    "ablation": {"scaling": False, "logmel_scaling": False}},
         "dashboard_run", replace={"families": {"cnn2d_lstm": {"conv_blocks": 1, "filters_first": 4, "lstm_units": 8}},
                                   "search_spaces": {}},
     )

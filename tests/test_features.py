@@ -145,3 +145,118 @@ def test_scaler_and_feature_set_materializers_round_trip(tmp_path, artifact_uri)
     for name, arr in fs.arrays().items():
         np.testing.assert_array_equal(np.asarray(getattr(back, name)), arr)
     assert back.params == fs.params and back.scaled == fs.scaled
+    assert back.n_frames.tolist() == fs.n_frames.tolist() == [32, 38, 44]
+    # an artifact written before n_frames was kept is refused by name, not guessed
+    Path(artifact_uri, "features", "n_frames.npy").unlink()
+    with pytest.raises(ValueError, match="has no n_frames"):
+        fmat.load(type(fs))
+
+
+# --------------------------------------------------------------------------- n_frames and log-mel scaling
+
+
+def test_n_frames_counts_the_clips_own_frames_and_is_cached(tmp_path):
+    params = FeatureParams()
+    assert clip_features(_clip(2.0), params).n_frames == 1 + 32000 // 512  # 63: the rest is padding
+    assert clip_features(_clip(9.5), params).n_frames == params.n_frames  # cut to 8 s: no padding
+    paths = [_write(tmp_path, "a.wav", _clip(1.0, 1)), _write(tmp_path, "b.wav", _clip(3.0, 2))]
+    fs = extract_features(paths, [0, 1], ["tess"] * 2, ["h1", "h2"], params, cache_dir=tmp_path / "c", progress=False)
+    assert fs.n_frames.tolist() == [32, 94]
+    assert fs.subset(np.array([1])).n_frames.tolist() == [94]
+    assert FeatureCache(tmp_path / "c", params).get("h2").n_frames == 94
+
+
+def test_a_cache_entry_without_n_frames_is_extracted_again(tmp_path):
+    params = FeatureParams()
+    paths = [_write(tmp_path, "a.wav", _clip(1.0, 1))]
+    cache = FeatureCache(tmp_path / "c", params)
+    feats = clip_features(_clip(1.0, 1), params)
+    # an entry as the code before n_frames wrote it, with a poisoned MFCC: it must not be served
+    path = cache._path("h1")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, mfcc=feats.mfcc + 100, chroma=feats.chroma, mel=feats.mel, logmel=feats.logmel)
+    assert cache.get("h1") is None
+    fs = extract_features(paths, [0], ["tess"], ["h1"], params, cache_dir=tmp_path / "c", progress=False)
+    np.testing.assert_allclose(fs.mfcc[0], feats.mfcc, atol=0.05)  # the WAV is 16-bit; the poison is +100
+    assert fs.n_frames.tolist() == [32] and cache.get("h1").n_frames == 32
+
+
+def _padded_set(n_frames: list[int], bands: int = 4, frames: int = 10, seed: int = 0, spread: float = 4.0):
+    """Log-mel sets whose padding frames hold -80 dB, as extraction gives them."""
+    from speech_emotion.features import FeatureSet
+
+    rng = np.random.default_rng(seed)
+    n = len(n_frames)
+    logmel = np.full((n, bands, frames), -80.0, np.float32)
+    for i, k in enumerate(n_frames):
+        logmel[i, :, :k] = rng.normal(-30 + 5 * np.arange(bands)[:, None], spread, (bands, k))
+    return FeatureSet(
+        utterance_ids=np.array([f"u{i}" for i in range(n)]), labels=np.zeros(n, int), corpus=np.array(["tess"] * n),
+        mfcc=rng.standard_normal((n, 3)).astype(np.float32), chroma=rng.standard_normal((n, 2)).astype(np.float32),
+        mel=rng.standard_normal((n, bands)).astype(np.float32), logmel=logmel, n_frames=np.array(n_frames),
+    )
+
+
+def test_band_scaling_is_fitted_on_the_clips_frames_only():
+    fs = _padded_set([3, 5, 10, 7])
+    scaler = FeatureScaler.fit(fs, batch=3, logmel_scaling="band")
+    valid = np.concatenate([fs.logmel[i, :, :k] for i, k in enumerate(fs.n_frames)], axis=1)  # (bands, frames)
+    np.testing.assert_allclose(scaler.scalers["logmel"].mean_, valid.mean(axis=1), rtol=1e-6)
+    np.testing.assert_allclose(scaler.scalers["logmel"].scale_, valid.std(axis=1), rtol=1e-6)  # above the floor
+    out = scaler.transform(fs)
+    scaled_valid = np.concatenate([out.logmel[i, :, :k] for i, k in enumerate(fs.n_frames)], axis=1)
+    np.testing.assert_allclose(scaled_valid.mean(axis=1), 0, atol=1e-5)
+    np.testing.assert_allclose(scaled_valid.std(axis=1), 1, atol=1e-5)
+    # padding is scaled with its band's statistics: one constant per band, far below the speech
+    pad = out.logmel[0, :, 3:]
+    np.testing.assert_allclose(pad, ((-80 - valid.mean(axis=1)) / valid.std(axis=1))[:, None].repeat(7, 1), rtol=1e-5)
+    assert out.n_frames.tolist() == [3, 5, 10, 7]
+    # 1-D kinds are scaled as before
+    np.testing.assert_allclose(out.mfcc, (fs.mfcc - fs.mfcc.mean(0)) / fs.mfcc.std(0), rtol=1e-4, atol=1e-5)
+
+
+def test_element_scaling_floors_tiny_deviations_and_leaves_the_rest():
+    from sklearn.preprocessing import StandardScaler
+
+    # 200 clips of 8 frames, one clip of 10: frames 8-9 are padding (-80) for all but one clip
+    fs = _padded_set([8] * 200 + [10], seed=1, spread=20.0)  # speech varies by about 20 dB per element
+    plain = StandardScaler().fit(fs.logmel.reshape(len(fs), -1))
+    z_plain = np.abs(plain.transform(fs.logmel.reshape(len(fs), -1))).max()
+    assert z_plain > 14  # sqrt(200): the lone long clip's frames explode without a floor
+
+    scaler = FeatureScaler.fit(fs, logmel_scaling="element")  # the default floor, 0.5
+    stats = scaler.scalers["logmel"]
+    pooled = np.sqrt(np.mean(plain.var_) + np.var(plain.mean_))
+    floor = 0.5 * pooled
+    np.testing.assert_allclose(stats.scale_, np.maximum(np.sqrt(plain.var_), floor), rtol=1e-6)
+    wide = np.sqrt(plain.var_) > floor
+    assert wide.sum() == 32  # the frames every clip holds keep their own deviation
+    np.testing.assert_allclose(stats.scale_[wide], plain.scale_[wide], rtol=1e-6)
+    out = scaler.transform(fs).logmel.reshape(len(fs), -1)
+    assert np.abs(out).max() < z_plain
+    assert np.abs(out).max() <= np.abs(fs.logmel.reshape(len(fs), -1) - plain.mean_).max() / floor + 1e-4
+    # no floor: the seed's scaler exactly
+    seed = FeatureScaler.fit(fs, std_floor=0.0)
+    np.testing.assert_allclose(seed.transform(fs).logmel.reshape(len(fs), -1), plain.transform(
+        fs.logmel.reshape(len(fs), -1)), rtol=1e-4, atol=1e-4)
+
+
+def test_scaler_npz_keeps_the_logmel_scaling_and_reads_old_files():
+    import io
+
+    fs = _padded_set([3, 5, 10, 7])
+    band = FeatureScaler.fit(fs, logmel_scaling="band")
+    loaded = FeatureScaler.from_npz(band.to_npz())
+    assert loaded.logmel_scaling == "band" and set(loaded.scalers) == {"mfcc", "chroma", "mel", "logmel"}
+    np.testing.assert_array_equal(loaded.transform(fs).logmel, band.transform(fs).logmel)
+    # a scaler saved before the option existed has no meta entry: it is the seed's element scaling
+    element = FeatureScaler.fit(fs)
+    data = dict(np.load(io.BytesIO(element.to_npz())))
+    data.pop("meta.logmel_scaling")
+    buf = io.BytesIO()
+    np.savez(buf, **data)
+    old = FeatureScaler.from_npz(buf.getvalue())
+    assert old.logmel_scaling == "element"
+    np.testing.assert_array_equal(old.transform(fs).logmel, element.transform(fs).logmel)
+    with pytest.raises(ValueError, match="logmel_scaling"):
+        FeatureScaler(logmel_scaling="global")

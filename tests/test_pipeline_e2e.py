@@ -107,8 +107,8 @@ def test_training_pipeline_end_to_end(e2e_tmp, stack_id):
     assert stacked.predict_proba(val).shape == (len(val), 7)
 
     comparison = run.steps["compare_models"].outputs["comparison"][0].load()
-    expected = {"cnn2d_lstm", "cnn1d_lstm", "functionals_svm", "cnn2d_lstm_no_scaled", "average_voting",
-                "ga_ensemble", "stacking"}
+    expected = {"cnn2d_lstm", "cnn1d_lstm", "functionals_svm", "cnn2d_lstm_no_scaled", "cnn2d_lstm_logmel_band",
+                "average_voting", "ga_ensemble", "stacking"}
     assert set(comparison[comparison["split"] == "test"]["model"]) == expected
     assert set(comparison["split"]) == {"val", "test"}
     baseline_rows = comparison[comparison["model"] == "functionals_svm"].set_index("split")
@@ -126,6 +126,10 @@ def test_training_pipeline_end_to_end(e2e_tmp, stack_id):
     assert weights["weight"].sum() == pytest.approx(1.0)
     report = run.steps["analyse_dataset"].outputs["dataset_report"][0].load()
     assert "Table 1" in report and "data:image/png;base64" in report
+    assert "Inputs over time (seed section 4)" in report  # log-mel and chromagram of two clips per class
+    assert train.n_frames.shape == (len(train),) and 0 < train.n_frames.min() <= train.n_frames.max() <= 251
+    band = run.steps["scale_features_logmel_band"].outputs["scaler"][0].load()
+    assert band.logmel_scaling == "band" and band.scalers["logmel"].mean_.shape == (128,)
 
     client, mlrun = _mlflow_run("e2e_ok")
     assert mlrun.info.status == "FINISHED"
@@ -167,6 +171,62 @@ def test_training_pipeline_end_to_end(e2e_tmp, stack_id):
     assert any("val_f1_macro" in r.data.metrics for r in trial_runs)
 
 
+def test_ser_report_writes_the_runs_report_and_the_model_card(e2e_tmp, stack_id, tmp_path):
+    """`ser report` on the finished run: every expected file, tables equal to the run's artifacts, where each
+    comes from, the synthetic-data warning; the model card is the registered versions' description; a
+    protocol table logged to the MLflow run appears in the report."""
+    import pandas as pd
+    from zenml.client import Client
+
+    out = tmp_path / "report"
+    proc = _ser(stack_id, "report", "e2e_ok", "--out", str(out))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for rel in ("index.html", "README.md", "model_card.md", "comparison/val.csv", "comparison/test.csv",
+                "comparison/f1_macro.png", "comparison/scaling_ablation.csv", "ensemble/ga_weights.csv",
+                "ensemble/ga_fitness.png", "dataset/duration_table.csv", "dataset/corpora.csv",
+                "dataset/class_distribution_train.png", "dataset/dataset_report.html", "inputs/input_examples.csv",
+                "inputs/inputs_logmel.png", "inputs/inputs_chromagram.png",
+                "evaluation/cnn2d_lstm/test_per_origin.csv", "evaluation/ga_ensemble/val_per_class.csv",
+                "confusion/cnn2d_lstm_test.png", "confusion/stacking_val.png"):
+        assert (out / rel).is_file(), f"{rel} missing from the report: {sorted(p.name for p in out.rglob('*'))}"
+    run = Client().get_pipeline_run("e2e_ok")
+    comparison = run.steps["compare_models"].outputs["comparison"][0].load()
+    test_table = pd.read_csv(out / "comparison" / "test.csv", index_col=0)
+    zen = comparison[comparison["split"] == "test"].set_index("model")
+    assert set(test_table.index) == set(zen.index) - {"cnn2d_lstm_no_scaled", "cnn2d_lstm_logmel_band"}
+    assert test_table.loc["cnn2d_lstm", "f1_macro"] == pytest.approx(zen.loc["cnn2d_lstm", "f1_macro"])
+    baseline = float(zen.loc["functionals_svm", "f1_macro"])
+    assert test_table["baseline_f1_macro"].tolist() == pytest.approx([baseline] * len(test_table))
+    ablation = pd.read_csv(out / "comparison" / "scaling_ablation.csv")
+    assert {"cnn2d_lstm", "cnn2d_lstm_no_scaled", "cnn2d_lstm_logmel_band"} == set(ablation["model"])
+    index = (out / "index.html").read_text()
+    assert "Synthetic demo corpus: tess, savee, ravdess, crema are synthesised speech" in index
+    assert "From ZenML step compare_models, artifact comparison" in index
+    assert "From MLflow run " in index and "artifact dataset/inputs_logmel.png" in index
+    assert 'id="protocols"' not in index  # a hold-out run has no protocol tables
+    assert "model_card.md" in (out / "README.md").read_text()
+
+    card = (out / "model_card.md").read_text()
+    assert "**Synthetic data.**" in card and "Art. 5(1)(f)" in card and "not validated on spontaneous speech" in card
+    assert "Test split, per speaker gender" in card and "| female |" in card and "| male |" in card
+    version = run.model_version
+    assert Client().get_model_version(version.model.id, version.id).description == card
+    client, mlrun = _mlflow_run("e2e_ok")
+    mv = client.get_model_version("speech_emotion", str(version.run_metadata["mlflow_model_version"]))
+    assert mv.description.startswith("# Model card: speech emotion recognition") and len(mv.description) <= 5000
+
+    # a cross-validated run's tables (logged here by hand) join the report; no RUN: the latest training run
+    pooled = tmp_path / "pooled.csv"
+    pd.DataFrame({"model": ["cnn2d_lstm"], "accuracy": [0.5], "f1_macro": [0.4], "uar": [0.45], "n": [20]}).to_csv(
+        pooled, index=False)
+    client.log_artifact(mlrun.info.run_id, str(pooled), "protocol")
+    again = _ser(stack_id, "report", "--out", str(tmp_path / "latest"))
+    assert again.returncode == 0 and "report of run e2e_ok" in again.stdout, again.stderr[-3000:]
+    index = (tmp_path / "latest" / "index.html").read_text()
+    assert 'id="protocols"' in index and "artifact protocol/pooled.csv" in index
+    assert pd.read_csv(tmp_path / "latest" / "protocol" / "pooled.csv").loc[0, "uar"] == 0.45
+
+
 def test_failed_run_is_marked_failed_in_mlflow(e2e_tmp, stack_id):
     # every file shorter than 100 s: ingest (tracked) runs, then the split step fails
     proc = _run_pipeline(e2e_tmp, stack_id, {"ingest": {"min_duration_s": 100}}, "e2e_fail")
@@ -190,7 +250,8 @@ def test_bad_configuration_is_refused_before_any_step(e2e_tmp, stack_id):
 def test_single_family_run_has_no_ensemble_and_still_compares(e2e_tmp, stack_id):
     """The pipeline's default shape: one family, no tuning, no ensembles, no stacking."""
     proc = _run_pipeline(
-        e2e_tmp, stack_id, {"tuning": {"enabled": False}, "stacking": {"enabled": False}, "ablation": {"scaling": False}},
+        e2e_tmp, stack_id, {"tuning": {"enabled": False}, "stacking": {"enabled": False},
+                    "ablation": {"scaling": False, "logmel_scaling": False}},
         "e2e_single", replace={"families": {"cnn2d_lstm": {"conv_blocks": 1, "filters_first": 4, "lstm_units": 8}},
                                "search_spaces": {}},
     )
@@ -411,7 +472,7 @@ def test_retraining_skips_unchanged_data_and_trains_on_new_files(e2e_tmp, stack_
                   retrain={"force": False, "keep_versions": 5, "model": model})
     params["tuning"]["enabled"] = False
     params["stacking"]["enabled"] = False
-    params["ablation"]["scaling"] = False
+    params["ablation"].update(scaling=False, logmel_scaling=False)
     params["promotion"]["registered_model"] = model
     zenml = os.path.join(os.path.dirname(sys.executable), "zenml")
 

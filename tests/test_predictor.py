@@ -66,6 +66,19 @@ def test_predict_paths_equals_the_models_on_training_features(trained, ensemble)
     np.testing.assert_allclose(table[list(EMOTIONS)].sum(axis=1), 1.0, atol=1e-5)
 
 
+def test_a_band_scaled_predictor_scales_as_training_did_after_a_round_trip(tmp_path, trained):
+    """The log-mel scaling travels with the scaler (.npz): a saved and loaded predictor applies band scaling."""
+    band = FeatureScaler.fit(trained["raw"], logmel_scaling="band")
+    m2 = trained["models"][1]  # cnn2d_lstm: reads the log-mel
+    loaded = Predictor.load(Predictor(members=[m2], scaler=band, feature_params=PARAMS).save(tmp_path / "band"))
+    assert loaded.scaler.logmel_scaling == "band"
+    table = loaded.predict_paths(trained["utterances"]["path"].tolist()[:4])
+    expected = m2.predict_proba(band.transform(trained["raw"].subset(np.arange(4))))
+    np.testing.assert_allclose(table[list(EMOTIONS)].to_numpy(float), expected, atol=1e-5)
+    element = m2.predict_proba(trained["scaled"].subset(np.arange(4)))
+    assert not np.allclose(expected, element, atol=1e-4)  # the scaling changes what the network sees
+
+
 def test_save_load_round_trip_gives_identical_probabilities(tmp_path, ensemble, trained):
     folder = ensemble.save(tmp_path / "predictor")
     assert {p.name for p in folder.iterdir()} >= {"manifest.json", "scaler.npz", "member_0.keras", "member_1.keras"}

@@ -10,6 +10,9 @@ Beside the four built-in parsers, a corpus can be described in YAML
         pattern: '^(?P<speaker>\\d\\d)[a-z]\\d\\d(?P<emotion>[A-Z])[a-z]?\\.wav$'
         emotions: {W: angry, E: disgust, A: fear, F: happy, T: sadness, N: neutral, L: null}
         genders: {"03": male, "08": female}   # optional, per speaker; or `gender: female` for all
+        license: "free for research use"        # optional, for the model card, as are
+        language: German                         # `language` and `speech` (acted | elicited |
+        speech: acted                            # natural | synthetic)
 
 Rules (:func:`parse_name`):
 
@@ -60,6 +63,10 @@ class CustomCorpus(BaseModel):
     emotions: dict[str, str | None] = Field(default_factory=lambda: {e: e for e in EMOTIONS})
     genders: dict[str, Literal["male", "female"]] = Field(default_factory=dict)
     gender: Literal["male", "female"] | None = None
+    #: for the model card: the corpus's licence, language and kind of speech
+    license: str | None = None
+    language: str | None = None
+    speech: Literal["acted", "elicited", "natural", "synthetic"] | None = None
 
     @field_validator("name")
     @classmethod
