@@ -187,6 +187,16 @@ def check_protocol(evaluation: EvaluationConfig, corpora: CorporaConfig | None, 
                 "nothing is promoted (deploy and promotion are not used)", protocol)
 
 
+def named(outputs, *names: str) -> tuple:
+    """A step's outputs by name. Dynamic runs may list a step's outputs out of their declared order
+    (ZenML puts those with a configured materializer first), so positional unpacking can swap them;
+    a static invocation's outputs come in declared order."""
+    if hasattr(outputs, "get_artifact"):  # a dynamic run's step future
+        return tuple(outputs.get_artifact(name) for name in names)
+    by_name = {o.output_name: o for o in (outputs if isinstance(outputs, tuple) else (outputs,))}
+    return tuple(by_name[name] for name in names)
+
+
 #: every step's cache key includes the library's code and the numerical libraries' versions
 LIBRARY_CACHE_POLICY = CachePolicy(cache_func=code_fingerprint)
 
@@ -240,8 +250,8 @@ def compose_models(
         trained = opt(train_model, substitutions={"model_name": name})(
             train, val, family=family, hparams=hparams, training=training, name=name, id=f"train_{name}{suffix}"
         )
-        return trained, *opt(evaluate_model)(trained, val, test, split_description=description,
-                                             id=f"evaluate_{name}{suffix}")
+        evaluated = opt(evaluate_model)(trained, val, test, split_description=description, id=f"evaluate_{name}{suffix}")
+        return trained, *named(evaluated, "metrics", "val_probabilities", "test_probabilities")
 
     def fit_baseline(fixed: dict):
         """The classical baseline: functionals of every split, [validation grid over C and gamma], SVM."""
@@ -249,13 +259,14 @@ def compose_models(
         hparams = fixed
         grid = {**{k: v for k, v in BASELINE_GRID.items() if k not in fixed}, **search_spaces.get(BASELINE, {})}
         if tuning.enabled and grid:  # C and gamma both fixed: nothing to search
-            hparams, _ = opt(tune_functionals_svm)(x["train"], train_f, x["val"], val_f, fixed_hparams=fixed,
-                                                   grid=grid, seed=training.seed, id=f"tune_{BASELINE}{suffix}")
+            (hparams,) = named(opt(tune_functionals_svm)(x["train"], train_f, x["val"], val_f, fixed_hparams=fixed,
+                                                         grid=grid, seed=training.seed, id=f"tune_{BASELINE}{suffix}"),
+                               "best_hparams")
         model = opt(train_functionals_svm_model)(x["train"], train_f, hparams=hparams, seed=training.seed,
                                                  id=f"train_functionals_svm_model{suffix}")
-        metrics, val_p, test_p, *_ = opt(evaluate_functionals_svm)(
+        metrics, val_p, test_p = named(opt(evaluate_functionals_svm)(
             model, x["val"], x["test"], val_f, test_f, split_description=description,
-            id=f"evaluate_functionals_svm{suffix}")
+            id=f"evaluate_functionals_svm{suffix}"), "metrics", "val_probabilities", "test_probabilities")
         return model, metrics, val_p, test_p
 
     chosen = {}
@@ -264,13 +275,13 @@ def compose_models(
             trained, metrics, val_p, test_p = fit_baseline(fixed)
         else:
             if tuning.enabled:
-                chosen[family], _ = opt(tune_model)(
+                (chosen[family],) = named(opt(tune_model)(
                     train_f, val_f, family=family, fixed_hparams=fixed, space=search_spaces.get(family, {}),
                     config=tuning, id=f"tune_{family}{suffix}",
-                )
+                ), "best_hparams")
             else:
                 chosen[family] = fixed
-            trained, metrics, val_p, test_p, *_ = fit_and_evaluate(family, chosen[family], family,
+            trained, metrics, val_p, test_p = fit_and_evaluate(family, chosen[family], family,
                                                                    train_f, val_f, test_f)
         out.models.append(trained)
         out.metrics.append(metrics)
@@ -281,23 +292,23 @@ def compose_models(
     if ablation.scaling:  # the seed's Table 2: same hyperparameters, features not scaled
         for family in ablation.families:
             name = f"{family}_no_scaled"
-            _, metrics, _, test_p, *_ = fit_and_evaluate(family, chosen[family], name, train_raw, val_raw, test_raw)
+            _, metrics, _, test_p = fit_and_evaluate(family, chosen[family], name, train_raw, val_raw, test_raw)
             out.metrics.append(metrics)
             out.extra_names.append(name)
             out.extra_test_probs.append(test_p)
 
     if len(out.names) >= 2 and (ensemble.average or ensemble.ga_enabled):
-        ens_metrics, out.ga_weights, *_ = opt(ensemble_models)(
+        ens_metrics, out.ga_weights = named(opt(ensemble_models)(
             names=out.names, val_probabilities=out.val_probs, test_probabilities=out.test_probs,
             member_metrics=list(out.metrics[: len(out.names)]), val=val_f, test=test_f, config=ensemble,
             split_description=description, id=f"ensemble_models{suffix}",
-        )
+        ), "ensemble_metrics", "ga_weights")
         out.metrics.append(ens_metrics)
 
     if stacking.enabled:
         out.stacked = opt(train_stacking_model)(train_f, val_f, stacking, id=f"train_stacking_model{suffix}")
-        metrics, _, test_p, *_ = opt(evaluate_model)(out.stacked, val_f, test_f, split_description=description,
-                                                     id=f"evaluate_stacking{suffix}")
+        metrics, test_p = named(opt(evaluate_model)(out.stacked, val_f, test_f, split_description=description,
+                                                    id=f"evaluate_stacking{suffix}"), "metrics", "test_probabilities")
         out.metrics.append(metrics)
         out.extra_names.append("stacking")
         out.extra_test_probs.append(test_p)
@@ -327,7 +338,8 @@ def compose_training(
     and retraining pipelines. ``model`` (a ``zenml.Model``) is given to the deployment steps when the
     pipeline itself has none (retraining decides at run time whether a version is made at all).
     Returns the promotion step's output."""
-    train_utt, val_utt, test_utt = split_dataset(utterances, split)
+    train_utt, val_utt, test_utt = named(split_dataset(utterances, split),
+                                         "train_utterances", "val_utterances", "test_utterances")
     analyse_dataset(utterances, rejected, train_utt, val_utt, test_utt)
     # workers and the cache folder change how, not what: kept out of the steps' cache keys
     extract = extract_features.with_options(extra={"workers": features.workers, "cache_dir": features.cache_dir})
@@ -335,7 +347,8 @@ def compose_training(
     train_raw = extract(train_utt, params, id="extract_train_features")
     val_raw = extract(val_utt, params, id="extract_val_features")
     test_raw = extract(test_utt, params, id="extract_test_features")
-    scaler, train_f, val_f, test_f = scale_features(train_raw, val_raw, test_raw, scale=features.scale)
+    scaler, train_f, val_f, test_f = named(scale_features(train_raw, val_raw, test_raw, scale=features.scale),
+                                           "scaler", "train_features", "val_features", "test_features")
     description = describe_protocol(EvaluationConfig(), split)
 
     def functionals(kind: str) -> dict[str, Any]:
@@ -347,16 +360,17 @@ def compose_training(
         search_spaces=search_spaces, training=training, ensemble=ensemble, stacking=stacking, ablation=ablation,
         description=description,
     )
-    comparison, _ = compare_models(metrics=trained.metrics, ga_weights=trained.ga_weights,
-                                   split_description=description)
+    (comparison,) = named(compare_models(metrics=trained.metrics, ga_weights=trained.ga_weights,
+                                         split_description=description), "comparison")
 
     # the run's predictor, its Model version and MLflow registration, and the promotion gate
     build, register, promote = ((s.with_options(model=model) for s in (build_predictor, register_model, promote_model))
                                 if model is not None else (build_predictor, register_model, promote_model))
     predictor = build(scaler, trained.models, comparison, deploy, params, ga_weights=trained.ga_weights,
                       stacking_model=trained.stacked, average_voting=ensemble.average)
-    _, mlflow_version = register(predictor, utterances, comparison, scaler, test_raw, corpora=sorted(roots),
-                                 split=split, registered_model=promotion.registered_model, source_fingerprint=source)
+    (mlflow_version,) = named(register(predictor, utterances, comparison, scaler, test_raw, corpora=sorted(roots),
+                                 split=split, registered_model=promotion.registered_model, source_fingerprint=source),
+                              "mlflow_model_version")
     return promote(predictor, test_raw, promotion, mlflow_version)
 
 
@@ -390,9 +404,11 @@ def compose_protocol(
     predictions = []
     for k in fold_ids:
         suffix = f"_fold{k}"
-        train_raw, val_raw, test_raw = fold_features(all_raw, folds_table, fold=k, id=f"fold_features{suffix}")
-        _, train_f, val_f, test_f = scale_features.with_options(experiment_tracker=False)(
-            train_raw, val_raw, test_raw, scale=features.scale, id=f"scale_features{suffix}")
+        train_raw, val_raw, test_raw = named(fold_features(all_raw, folds_table, fold=k, id=f"fold_features{suffix}"),
+                                             "train_raw", "val_raw", "test_raw")
+        train_f, val_f, test_f = named(scale_features.with_options(experiment_tracker=False)(
+            train_raw, val_raw, test_raw, scale=features.scale, id=f"scale_features{suffix}"),
+            "train_features", "val_features", "test_features")
 
         def functionals(kind: str, k=k, suffix=suffix) -> dict[str, Any]:
             if kind not in all_functionals:
@@ -400,7 +416,8 @@ def compose_protocol(
                                                             id=f"extract_functionals_{kind}")
             parts = fold_functionals(all_functionals[kind], utterances, folds_table, fold=k,
                                      id=f"fold_functionals_{kind}{suffix}")
-            return dict(zip(("train", "val", "test"), parts))
+            names = ("train_functionals", "val_functionals", "test_functionals")
+            return dict(zip(("train", "val", "test"), named(parts, *names)))
 
         trained = compose_models(
             train_f, val_f, test_f, train_raw, val_raw, test_raw, functionals, families=families, tuning=tuning,
@@ -467,7 +484,8 @@ def training_pipeline(
     every_root = {**roots, **{c.name: c.root for c in custom}}
     # content of every file (hashes cached by path, size and mtime): new or edited audio misses the cache
     fingerprint = files_fingerprint(every_root, cache_dir=hash_cache_dir())
-    utterances, rejected = ingest_corpora(roots=roots, options=ingest, fingerprint=fingerprint, custom=custom)
+    utterances, rejected = named(ingest_corpora(roots=roots, options=ingest, fingerprint=fingerprint, custom=custom),
+                                 "utterances", "rejected")
     if evaluation.cross_validated:
         compose_protocol(
             utterances, evaluation=evaluation, split=split, features=features, families=families, tuning=tuning,

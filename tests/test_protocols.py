@@ -189,3 +189,18 @@ def test_describe_names_the_split_or_protocol():
     assert "stratified" in protocols.describe(E(), SplitConfig())
     text = protocols.describe(E(protocol="loco"), SplitConfig())
     assert "leave one corpus out" in text and "stratified 20 %" not in text
+
+
+def test_a_protocol_refuses_a_contradicting_split_or_too_few_corpora():
+    from pipelines.training import check_configuration
+    from speech_emotion.config import AblationConfig, CorporaConfig, FeatureConfig, TuningConfig
+
+    ok = dict(families={"cnn2d_lstm": {}}, tuning=TuningConfig(enabled=False), search_spaces={},
+              features=FeatureConfig(), ablation=AblationConfig())
+    loco = EvaluationConfig(protocol="loco")
+    check_configuration(**ok, corpora=CorporaConfig(demo={}), split=SplitConfig(), evaluation=loco)
+    with pytest.raises(ValueError, match="split.strategy 'corpus' .* use evaluation.protocol: loco"):
+        check_configuration(**ok, corpora=CorporaConfig(demo={}), split=SplitConfig(strategy="corpus",
+                            test_corpus="tess"), evaluation=EvaluationConfig(protocol="loso"))
+    with pytest.raises(ValueError, match=r"loco leaves one corpus out, but only \['tess'\] is configured"):
+        check_configuration(**ok, corpora=CorporaConfig(tess="data/tess"), split=SplitConfig(), evaluation=loco)
