@@ -193,7 +193,7 @@ def named(outputs, *names: str) -> tuple:
     a static invocation's outputs come in declared order."""
     if hasattr(outputs, "get_artifact"):  # a dynamic run's step future
         return tuple(outputs.get_artifact(name) for name in names)
-    by_name = {o.output_name: o for o in (outputs if isinstance(outputs, tuple) else (outputs,))}
+    by_name = {o.output_name: o for o in (outputs if isinstance(outputs, (tuple, list)) else (outputs,))}
     return tuple(by_name[name] for name in names)
 
 
@@ -433,6 +433,20 @@ def compose_protocol(
     return pool_protocol(predictions, utterances, evaluation, split)
 
 
+def ingest_all(corpora: CorporaConfig, ingest: IngestConfig):
+    """Resolve the corpora (synthesising the demo corpus if needed), fingerprint their files and
+    ingest them. Returns the ingest step's utterances and rejected outputs, every corpus root and
+    the data's source fingerprint (what a Model version records)."""
+    roots = resolve_corpora(corpora)
+    custom = resolve_custom_corpora(corpora)
+    every_root = {**roots, **{c.name: c.root for c in custom}}
+    # content of every file (hashes cached by path, size and mtime): new or edited audio misses the cache
+    fingerprint = files_fingerprint(every_root, cache_dir=hash_cache_dir())
+    utterances, rejected = named(ingest_corpora(roots=roots, options=ingest, fingerprint=fingerprint, custom=custom),
+                                 "utterances", "rejected")
+    return utterances, rejected, every_root, source_fingerprint(fingerprint, ingest.model_dump())
+
+
 def configured_model_name() -> str | None:
     """The ZenML Model the running (dynamic) pipeline run is configured with (``model:``), if any."""
     try:
@@ -479,13 +493,7 @@ def training_pipeline(
                          f"version, but the run configuration names the Model {model!r} (model:): remove model: "
                          "from it (configs/protocol.yaml has none), or use protocol holdout to train for use")
 
-    roots = resolve_corpora(corpora)
-    custom = resolve_custom_corpora(corpora)
-    every_root = {**roots, **{c.name: c.root for c in custom}}
-    # content of every file (hashes cached by path, size and mtime): new or edited audio misses the cache
-    fingerprint = files_fingerprint(every_root, cache_dir=hash_cache_dir())
-    utterances, rejected = named(ingest_corpora(roots=roots, options=ingest, fingerprint=fingerprint, custom=custom),
-                                 "utterances", "rejected")
+    utterances, rejected, every_root, source = ingest_all(corpora, ingest)
     if evaluation.cross_validated:
         compose_protocol(
             utterances, evaluation=evaluation, split=split, features=features, families=families, tuning=tuning,
@@ -495,5 +503,5 @@ def training_pipeline(
     compose_training(
         utterances, rejected, every_root, split=split, features=features, families=families, tuning=tuning,
         search_spaces=search_spaces, training=training, ensemble=ensemble, stacking=stacking, ablation=ablation,
-        deploy=deploy, promotion=promotion, source=source_fingerprint(fingerprint, ingest.model_dump()),
+        deploy=deploy, promotion=promotion, source=source,
     )
