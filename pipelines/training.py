@@ -4,8 +4,14 @@
 
 ingest -> split -> dataset analysis -> features (per split) -> scaling (fit on
 train) -> per family: [tune (Hyperband)] -> train -> evaluate -> average and
-GA-weighted voting -> stacking -> comparison. Every tracked step logs to one
-MLflow run named after the pipeline run; tuning trials are its child runs.
+GA-weighted voting -> stacking -> comparison -> predictor, Model version,
+promotion gate. Every tracked step logs to one MLflow run named after the
+pipeline run; tuning trials are its child runs.
+
+``evaluation.protocol`` other than ``holdout`` makes it an evaluation run:
+ingest -> folds (leakage-checked) -> features once -> per fold: its rows, its
+scaler, the same model steps -> pooled figures (``protocol/`` in MLflow). The
+pipeline is dynamic because the number of folds is known only after ingestion.
 """
 
 from __future__ import annotations

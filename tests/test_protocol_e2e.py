@@ -119,3 +119,21 @@ def test_speaker_kfold_protocol_end_to_end(tmp_path, zenml_home):
     assert {"protocol/per_gender.csv", "protocol/absent_classes.csv", "protocol/report.html"} <= artifacts
     report = run.steps["pool_protocol"].outputs["protocol_report"][0].load()
     assert "Protocol: speaker_kfold" in report and "stratified 20 %" not in report
+
+
+def test_a_protocol_run_that_names_a_model_is_refused_before_any_step(tmp_path, zenml_home):
+    from zenml.client import Client
+
+    from speech_emotion.cli import setup_stack
+
+    stack_id = setup_stack(root=None, activate=False)
+    config = {**protocol_config(tmp_path), "run_name": "e2e_protocol_model", "model": {"name": "speech_emotion"}}
+    path = tmp_path / "protocol_model.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    zenml = os.path.join(os.path.dirname(sys.executable), "zenml")
+    proc = subprocess.run([zenml, "pipeline", "run", "pipelines.training.training_pipeline", "-c", str(path)],
+                          cwd=ROOT, env={**os.environ, "ZENML_ACTIVE_STACK_ID": stack_id},
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0
+    assert "evaluation.protocol speaker_kfold is an evaluation run and creates no Model version" in proc.stdout + proc.stderr
+    assert not Client().get_pipeline_run("e2e_protocol_model").steps  # refused before any step ran

@@ -204,3 +204,16 @@ def test_a_protocol_refuses_a_contradicting_split_or_too_few_corpora():
                             test_corpus="tess"), evaluation=EvaluationConfig(protocol="loso"))
     with pytest.raises(ValueError, match=r"loco leaves one corpus out, but only \['tess'\] is configured"):
         check_configuration(**ok, corpora=CorporaConfig(tess="data/tess"), split=SplitConfig(), evaluation=loco)
+
+
+def test_readme_protocol_example_is_a_valid_configuration():
+    import yaml
+
+    from tests.conftest import ROOT
+
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("### Speaker- and corpus-independent figures"):]
+    block = section.split("```yaml\n")[1].split("```", 1)[0]
+    params = yaml.safe_load(block)["parameters"]
+    assert EvaluationConfig(**params["evaluation"]).protocol == "speaker_kfold"
+    SplitConfig(**params["split"])
