@@ -97,7 +97,7 @@ def collect_fold_predictions(
     return protocols.fold_predictions(fold, held_out, test.utterance_ids, test.labels, probs)
 
 
-@step(experiment_tracker=True)
+@step(experiment_tracker=True, enable_cache=False)  # cheap, and every run's MLflow run gets its figures
 def pool_protocol(
     predictions: list[pd.DataFrame],
     utterances: pd.DataFrame,
@@ -143,6 +143,8 @@ def pool_protocol(
     html = report.render()
 
     _tracking.set_tags({"protocol": evaluation.protocol, "protocol_description": text[:5000]})
+    _tracking.log_params("evaluation", evaluation.model_dump(exclude={"speaker_folds"}))
+    _tracking.log_dict(evaluation.model_dump(), "protocol/evaluation.json")
     _tracking.log_table(pooled.set_index("model"), "protocol/pooled.csv")
     _tracking.log_table(per_fold.set_index("protocol"), "protocol/folds.csv")
     if len(genders):
