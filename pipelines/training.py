@@ -17,6 +17,7 @@ pipeline is dynamic because the number of folds is known only after ingestion.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +77,14 @@ from steps.protocol import (
 )
 
 logger = logging.getLogger(__name__)
+
+# In a dynamic run ZenML 0.98 turns every plain value given to a step (a config, a family name, a
+# fold number) into an external artifact unless ZENML_PARAMETER_SIZE_THRESHOLD allows parameters
+# (default 0: none). Those uploaded after the run's first ``.load()`` are new artifacts every run,
+# so every fold's steps would miss the cache of an unchanged re-run. As parameters, their values
+# are part of the cache key, as in a static pipeline. Read when each step is compiled, in the
+# process that runs the pipeline's body (which imports this module); a value set by the user wins.
+os.environ.setdefault("ZENML_PARAMETER_SIZE_THRESHOLD", str(1 << 16))
 
 
 def project_root() -> Path:

@@ -41,7 +41,9 @@ def make_protocol_folds(
     return table
 
 
-@step(output_materializers=FeatureSetMaterializer)
+# a dict in declared order: given one class for all outputs, ZenML lists them in a per-process set
+# order, and that order enters the cache key (an unchanged re-run would miss the cache)
+@step(output_materializers={name: FeatureSetMaterializer for name in ("train_raw", "val_raw", "test_raw")})
 def fold_features(
     features: FeatureSet, folds: pd.DataFrame, fold: int
 ) -> tuple[

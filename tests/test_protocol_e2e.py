@@ -120,6 +120,18 @@ def test_speaker_kfold_protocol_end_to_end(tmp_path, zenml_home):
     report = run.steps["pool_protocol"].outputs["protocol_report"][0].load()
     assert "Protocol: speaker_kfold" in report and "stratified 20 %" not in report
 
+    # the same run again: every fold's work comes from the cache; the pooled figures are logged again
+    path.write_text(yaml.safe_dump({**protocol_config(tmp_path), "run_name": f"{RUN}_again"}, sort_keys=False))
+    proc = subprocess.run([zenml, "pipeline", "run", "pipelines.training.training_pipeline", "-c", str(path)],
+                          cwd=ROOT, env={**os.environ, "ZENML_ACTIVE_STACK_ID": stack_id},
+                          capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
+    again = client.get_pipeline_run(f"{RUN}_again")
+    status = {name: s.status.value for name, s in again.steps.items()}
+    assert status.pop("pool_protocol") == "completed" and set(status.values()) == {"cached"}, status
+    _, mlrun = _mlflow_run_in("training_pipeline", f"{RUN}_again")
+    assert _csv(mlclient, mlrun.info.run_id, "protocol/pooled.csv").equals(pooled)
+
 
 def test_a_protocol_run_that_names_a_model_is_refused_before_any_step(tmp_path, zenml_home):
     from zenml.client import Client
