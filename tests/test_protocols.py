@@ -217,3 +217,28 @@ def test_readme_protocol_example_is_a_valid_configuration():
     params = yaml.safe_load(block)["parameters"]
     assert EvaluationConfig(**params["evaluation"]).protocol == "speaker_kfold"
     SplitConfig(**params["split"])
+
+
+def test_a_folds_predictions_hold_every_model_and_both_voting_ensembles():
+    from speech_emotion.ensemble import average_probabilities
+    from steps.protocol import collect_fold_predictions
+    from tests.synthetic import tiny_features
+
+    test = tiny_features(6, seed=0)
+    rng = np.random.default_rng(0)
+    probs = [rng.dirichlet(np.ones(7), size=6) for _ in range(3)]
+    folds = pd.DataFrame({"fold": [2], "held_out": ["savee_DC"], "part": ["test"], "path": ["x"]})
+    weights = pd.DataFrame({"model": ["cnn2d_lstm", "functionals_svm"], "weight": [0.25, 0.75]})
+    out = collect_fold_predictions.entrypoint(
+        test, probs, names=["cnn2d_lstm", "functionals_svm", "stacking"], folds=folds, fold=2,
+        members=["cnn2d_lstm", "functionals_svm"], average_voting=True, ga_weights=weights)
+    assert list(out["model"].unique()) == ["cnn2d_lstm", "functionals_svm", "stacking", "average_voting",
+                                           "ga_ensemble"]
+    assert (out["fold"] == 2).all() and (out["held_out"] == "savee_DC").all()
+    ga = out[out["model"] == "ga_ensemble"]
+    expected = average_probabilities(probs[:2], [0.25, 0.75])
+    assert np.allclose(ga[[f"p_{e}" for e in EMOTIONS]].to_numpy(), expected)
+    assert list(ga["pred"]) == list(expected.argmax(axis=1)) and list(ga["label"]) == list(test.labels)
+    with pytest.raises(ValueError, match="GA weights for"):
+        collect_fold_predictions.entrypoint(test, probs[:2], names=["a", "b"], folds=folds, fold=2, members=["a", "b"],
+                                            ga_weights=weights)
