@@ -262,7 +262,7 @@ def compose_models(
     out = Trained()
 
     def fit_and_evaluate(family: str, hparams, name: str, train, val, test):
-        trained = opt(train_model, substitutions={"model_name": name})(
+        trained = opt(train_model, substitutions={"model_name": f"{name}{suffix}"})(  # cnn2d_lstm_fold2_model
             train, val, family=family, hparams=hparams, training=training, name=name, id=f"train_{name}{suffix}"
         )
         evaluated = opt(evaluate_model)(trained, val, test, split_description=description, id=f"evaluate_{name}{suffix}")
