@@ -140,8 +140,9 @@ def pool_protocol(
     else:
         report.paragraph("No test speaker has a known gender: no per-gender figures.")
     if len(cross):
-        report.table(cross.pivot(index="model", columns="tested_on", values="uar"),
-                     "Cross-corpus UAR: trained on the other corpora, tested on the column's")
+        for metric in ("accuracy", "uar"):
+            report.table(cross.pivot(index="model", columns="tested_on", values=metric),
+                         f"Cross-corpus {metric}: trained on the other corpora, tested on the column's")
     html = report.render()
 
     _tracking.set_tags({"protocol": evaluation.protocol, "protocol_description": text[:5000]})
@@ -153,6 +154,8 @@ def pool_protocol(
         _tracking.log_table(genders.set_index("model"), "protocol/per_gender.csv")
     if len(cross):
         _tracking.log_table(cross.set_index("tested_on"), "protocol/cross_corpus.csv")
+        _tracking.log_table(cross.pivot(index="model", columns="tested_on", values="accuracy"),
+                            "protocol/cross_corpus_accuracy.csv")  # the matrix: model x held-out corpus
     _tracking.log_table(absent.set_index("fold"), "protocol/absent_classes.csv")
     _tracking.log_text(html, "protocol/report.html")
     _tracking.log_metrics({f"protocol.{row['model']}.{m}": float(row[m])
