@@ -242,3 +242,24 @@ def test_a_folds_predictions_hold_every_model_and_both_voting_ensembles():
     with pytest.raises(ValueError, match="GA weights for"):
         collect_fold_predictions.entrypoint(test, probs[:2], names=["a", "b"], folds=folds, fold=2, members=["a", "b"],
                                             ga_weights=weights)
+
+
+def test_pooling_a_loco_run_gives_the_cross_corpus_matrix_and_names_the_protocol():
+    from steps.protocol import pool_protocol
+
+    df = _table(corpora=("crema", "tess"), n_speakers=3, per=1)
+    rng = np.random.default_rng(1)
+    frames = []
+    for k, corpus in enumerate(("crema", "tess"), start=1):
+        part = df[df["corpus"] == corpus]
+        labels = part["emotion"].map({e: i for i, e in enumerate(EMOTIONS)}).to_numpy()
+        probs = {m: rng.dirichlet(np.ones(7), size=len(part)) for m in ("cnn2d_lstm", "functionals_svm")}
+        frames.append(protocols.fold_predictions(k, corpus, part["path"].to_numpy(), labels, probs))
+    pooled, per_fold, genders, cross, absent, preds, report = pool_protocol.entrypoint(
+        frames, df, EvaluationConfig(protocol="loco", bootstrap=50), SplitConfig())
+    assert set(pooled["model"]) == {"cnn2d_lstm", "functionals_svm"} and (pooled["n"] == len(df)).all()
+    assert set(cross["tested_on"]) == {"crema", "tess"} and set(cross["trained_on"]) == {"tess", "crema"}
+    assert cross.set_index(["tested_on", "model"]).loc[("crema", "cnn2d_lstm"), "absent_classes"] == "surprise"
+    assert list(absent["absent"]) == ["surprise"]  # CREMA-D has none: reported, not averaged in
+    assert set(genders["gender"]) == {"female", "male"} and len(preds) == 2 * len(df)
+    assert "Protocol: loco, leave one corpus out" in report and "Cross-corpus accuracy" in report
