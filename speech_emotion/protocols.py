@@ -253,6 +253,9 @@ def gender_table(predictions: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["model", "gender", "n", *METRICS])
 
 
+CROSS_CORPUS_COLUMNS = ["tested_on", "trained_on", "model", "n", *METRICS, "absent_classes"]
+
+
 def cross_corpus_table(predictions: pd.DataFrame) -> pd.DataFrame:
     """Leave one corpus out: per held-out corpus and model, trained on the others and tested on it."""
     corpora = sorted(predictions["corpus"].unique())
@@ -260,7 +263,8 @@ def cross_corpus_table(predictions: pd.DataFrame) -> pd.DataFrame:
     for (corpus, model), part in predictions.groupby(["held_out", "model"], sort=False):
         rows.append({"tested_on": corpus, "trained_on": " ".join(c for c in corpora if c != corpus), "model": model,
                      **_score_row(part), "absent_classes": _absent(part["label"])})
-    return pd.DataFrame(rows).sort_values(["tested_on", "model"], kind="stable").reset_index(drop=True)
+    table = pd.DataFrame(rows, columns=CROSS_CORPUS_COLUMNS)
+    return table.sort_values(["tested_on", "model"], kind="stable").reset_index(drop=True)
 
 
 def absent_classes_table(predictions: pd.DataFrame) -> pd.DataFrame:

@@ -130,7 +130,8 @@ def pool_protocol(
     pooled = protocols.pooled_table(preds, n_boot=evaluation.bootstrap, seed=split.seed)
     per_fold = protocols.fold_table(preds, evaluation.protocol)
     genders = protocols.gender_table(preds)
-    cross = protocols.cross_corpus_table(preds) if evaluation.protocol == "loco" else pd.DataFrame()
+    cross = (protocols.cross_corpus_table(preds) if evaluation.protocol == "loco"
+             else pd.DataFrame(columns=protocols.CROSS_CORPUS_COLUMNS))
     absent = protocols.absent_classes_table(preds)
 
     text = protocols.describe(evaluation, split)
