@@ -23,8 +23,9 @@ from speech_emotion.features import LOGMEL_STD_FLOOR, FeatureParams
 from speech_emotion.models.cnn_lstm import CnnLstmHParams
 
 __all__ = [
-    "AblationConfig", "CorporaConfig", "DemoCorpusConfig", "DeployConfig", "EnsembleConfig", "FeatureConfig", "GAConfig",
-    "IngestConfig", "ModelConfig", "PromotionConfig", "ResourcesConfig", "RetrainConfig", "SEED_FAMILIES", "SplitConfig", "StackingConfig", "TrainingConfig",
+    "AblationConfig", "CorporaConfig", "DemoCorpusConfig", "DeployConfig", "EnsembleConfig", "EvaluationConfig",
+    "FeatureConfig", "GAConfig", "IngestConfig", "ModelConfig", "PromotionConfig", "ResourcesConfig", "RetrainConfig",
+    "SEED_FAMILIES", "SplitConfig", "StackingConfig", "TrainingConfig",
     "TuningConfig", "check_families",
 ]
 
@@ -115,6 +116,51 @@ class SplitConfig(_Config):
             raise ValueError(f"split.test_corpus {self.test_corpus!r} is only used by split.strategy 'corpus', "
                              f"not {self.strategy!r}: remove it or set strategy: corpus")
         return self
+
+
+class EvaluationConfig(_Config):
+    """Which protocol produces the test figures.
+
+    ``holdout`` is the single split that ``split.strategy`` makes (the run that trains a model
+    for use). The others are evaluation runs over test folds; they build no predictor and
+    promote nothing: ``speaker_kfold`` (``folds`` folds over speaker groups, stratified by class
+    as far as possible, or the folds of prefixed speakers listed in ``speaker_folds``), ``loso``
+    (leave one speaker out) and ``loco`` (leave one corpus out). Each fold's validation comes
+    from its training speakers, grouped by speaker, with ``split.val_fraction``. Pooled figures
+    carry ``bootstrap`` 95 % intervals (0: none).
+    """
+
+    protocol: Literal["holdout", "speaker_kfold", "loso", "loco"] = "holdout"
+    folds: int = Field(5, ge=2)
+    speaker_folds: list[list[str]] | None = None
+    bootstrap: int = Field(1000, ge=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "EvaluationConfig":
+        if self.speaker_folds is None:
+            return self
+        if self.protocol != "speaker_kfold":
+            raise ValueError(f"evaluation.speaker_folds is only used by evaluation.protocol 'speaker_kfold', not "
+                             f"{self.protocol!r}: remove it or set protocol: speaker_kfold")
+        if len(self.speaker_folds) < 2:
+            raise ValueError(f"evaluation.speaker_folds lists {len(self.speaker_folds)} fold(s); at least 2 are needed")
+        if empty := [i + 1 for i, fold in enumerate(self.speaker_folds) if not fold]:
+            raise ValueError(f"evaluation.speaker_folds: fold(s) {empty} list no speaker")
+        seen: dict[str, int] = {}
+        for i, fold in enumerate(self.speaker_folds):
+            for speaker in fold:
+                if speaker in seen and seen[speaker] != i + 1:
+                    raise ValueError(f"evaluation.speaker_folds: speaker {speaker!r} is in folds {seen[speaker]} and "
+                                     f"{i + 1}; a speaker belongs to one fold")
+                seen[speaker] = i + 1
+        if "folds" in self.model_fields_set and self.folds != len(self.speaker_folds):
+            raise ValueError(f"evaluation.folds is {self.folds} but evaluation.speaker_folds lists "
+                             f"{len(self.speaker_folds)} folds: remove one of the two")
+        return self
+
+    @property
+    def cross_validated(self) -> bool:
+        return self.protocol != "holdout"
 
 
 class FeatureConfig(FeatureParams):

@@ -4,11 +4,19 @@ The seed validates on a stratified 20 % of its training set. We keep that and
 also hold out a test split that nothing (tuning, early stopping, ensemble
 weights) looks at. Speaker-independent and leave-one-corpus-out splits avoid
 the seed's leakage of speakers and sentences across splits.
+
+Every split is checked for leakage (:func:`check_leakage`): the same audio
+content in two splits fails the run naming the files, and so does a speaker in
+two splits where the strategy keeps speakers apart (``speaker``; the test
+corpus under ``corpus``). The cross-validated protocols' folds
+(:mod:`speech_emotion.protocols`) are checked the same way.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
+from itertools import combinations
 
 import numpy as np
 import pandas as pd
@@ -19,6 +27,60 @@ from speech_emotion.config import SplitConfig
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
+#: how many files or speakers a leakage message names before it says "and N more"
+_SHOWN = 5
+
+
+class LeakageError(ValueError):
+    """The same audio, or a speaker the protocol keeps apart, in two splits."""
+
+
+def _listing(items: list[str]) -> str:
+    shown = ", ".join(items[:_SHOWN])
+    return shown + (f" and {len(items) - _SHOWN} more" if len(items) > _SHOWN else "")
+
+
+def check_leakage(parts: Mapping[str, pd.DataFrame], speaker_disjoint: Iterable[tuple[str, str]] = (),
+                  where: str = "split") -> None:
+    """Fail with a :class:`LeakageError` naming the files or speakers when two parts share audio
+    content (the utterances' ``content_hash``) or when a pair in ``speaker_disjoint`` shares a
+    speaker. Empty parts are fine."""
+    problems = []
+    if missing := [name for name, part in parts.items() if "content_hash" not in part.columns]:
+        raise ValueError(f"{where}: the {missing} table(s) lack the content_hash column the leakage check needs")
+    for a, b in combinations(parts, 2):
+        pa, pb = parts[a], parts[b]
+        if pa.empty or pb.empty:
+            continue
+        shared = sorted(set(pa["content_hash"]) & set(pb["content_hash"]))
+        if shared:
+            pairs = [f"{pa.loc[pa['content_hash'] == h, 'path'].iloc[0]} ({a}) = "
+                     f"{pb.loc[pb['content_hash'] == h, 'path'].iloc[0]} ({b})" for h in shared]
+            problems.append(f"the same audio content in {a} and {b} ({len(shared)} file(s)): {_listing(pairs)}")
+    for a, b in speaker_disjoint:
+        if a not in parts or b not in parts or parts[a].empty or parts[b].empty:
+            continue
+        shared = sorted(set(parts[a]["speaker"]) & set(parts[b]["speaker"]))
+        if shared:
+            problems.append(f"speaker(s) in both {a} and {b}: {_listing(shared)}")
+    if problems:
+        raise LeakageError(f"{where}: leakage between splits: " + "; ".join(problems))
+
+
+def speaker_disjoint_pairs(strategy: str) -> list[tuple[str, str]]:
+    """The pairs of splits that ``split.strategy`` keeps free of shared speakers."""
+    if strategy == "speaker":
+        return list(combinations(SPLITS, 2))
+    if strategy == "corpus":  # the held-out corpus; train and val are stratified within the others
+        return [("train", "test"), ("val", "test")]
+    return []
+
+
+def canonical_order(utterances: pd.DataFrame) -> pd.DataFrame:
+    """The utterances in an order that does not depend on where the corpora are mounted."""
+    key = utterances["corpus"] + "/" + utterances["speaker"] + "/" + utterances["path"].map(
+        lambda p: p.replace("\\", "/").rsplit("/", 1)[-1])
+    return utterances.assign(_key=key).sort_values(["_key", "path"]).drop(columns="_key").reset_index(drop=True)
 
 
 def _counts(df: pd.DataFrame) -> str:
@@ -49,7 +111,7 @@ def _stratified(df: pd.DataFrame, fraction: float, seed: int, name: str) -> tupl
     return rest, holdout
 
 
-def _by_speaker(df: pd.DataFrame, fraction: float, seed: int, name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+def split_by_speaker(df: pd.DataFrame, fraction: float, seed: int, name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     n_groups = df["speaker"].nunique()
     n_splits = int(min(max(2, round(1 / fraction)), n_groups))
     if n_splits < 2:
@@ -64,10 +126,8 @@ def split_utterances(utterances: pd.DataFrame, config: SplitConfig) -> dict[str,
     """Split into ``train``, ``val`` and ``test`` tables (``test`` may be empty)."""
     if utterances.empty:
         raise ValueError("cannot split an empty utterance table: no file was ingested")
-    # a canonical order that does not depend on where the corpora are mounted
-    key = utterances["corpus"] + "/" + utterances["speaker"] + "/" + utterances["path"].map(lambda p: p.replace("\\", "/").rsplit("/", 1)[-1])
-    df = utterances.assign(_key=key).sort_values(["_key", "path"]).drop(columns="_key").reset_index(drop=True)
-    split = _by_speaker if config.strategy == "speaker" else _stratified
+    df = canonical_order(utterances)
+    split = split_by_speaker if config.strategy == "speaker" else _stratified
 
     if config.strategy == "corpus":
         is_test = df["corpus"] == config.test_corpus
@@ -84,5 +144,6 @@ def split_utterances(utterances: pd.DataFrame, config: SplitConfig) -> dict[str,
     train, val = split(rest, config.val_fraction, config.seed + 1, "val")
 
     out = {name: part.sort_values("path").reset_index(drop=True) for name, part in zip(SPLITS, (train, val, test))}
+    check_leakage(out, speaker_disjoint_pairs(config.strategy), where=f"split (strategy {config.strategy})")
     logger.info("split (%s): %s", config.strategy, {k: len(v) for k, v in out.items()})
     return out

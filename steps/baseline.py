@@ -23,7 +23,7 @@ from speech_emotion.models.functionals_svm import (
     train_functionals_svm,
 )
 from steps import _tracking
-from steps.evaluate import SPLIT_NOTE, evaluate_splits
+from steps.evaluate import evaluate_splits, split_note
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,8 @@ def train_functionals_svm_model(
 
 @step(experiment_tracker=True)
 def evaluate_functionals_svm(
-    model: FunctionalsSvm, val_x: np.ndarray, test_x: np.ndarray, val: FeatureSet, test: FeatureSet
+    model: FunctionalsSvm, val_x: np.ndarray, test_x: np.ndarray, val: FeatureSet, test: FeatureSet,
+    split_description: str = "",
 ) -> tuple[
     Annotated[pd.DataFrame, "metrics"],
     Annotated[np.ndarray, "val_probabilities"],
@@ -80,7 +81,7 @@ def evaluate_functionals_svm(
 ]:
     """The same figures as a network's evaluation, so the baseline sits in the comparison and the ensembles."""
     report = reports.HtmlReport(f"Evaluation of {model.name} (baseline: functionals + SVM)")
-    report.paragraph(SPLIT_NOTE)
+    report.paragraph(split_note(split_description))
     _check_aligned(val_x, val, "val")
     _check_aligned(test_x, test, "test")
     rows, probs, confusion = evaluate_splits(report, model, [("val", val, val_x), ("test", test, test_x)])

@@ -11,18 +11,18 @@ from zenml.types import HTMLString
 from speech_emotion import reports
 from speech_emotion.evaluation import compare_to_baseline
 from steps import _tracking
-from steps.evaluate import SPLIT_NOTE
+from steps.evaluate import split_note
 
 
 @step(experiment_tracker=True)
 def compare_models(
-    metrics: list[pd.DataFrame], ga_weights: pd.DataFrame | None = None
+    metrics: list[pd.DataFrame], ga_weights: pd.DataFrame | None = None, split_description: str = ""
 ) -> tuple[Annotated[pd.DataFrame, "comparison"], Annotated[HTMLString, "comparison_report"]]:
     table = pd.concat([m for m in metrics if len(m)], ignore_index=True)
     table = table.sort_values(["split", "f1_macro"], ascending=[True, False]).reset_index(drop=True)
     table = compare_to_baseline(table)  # the classical baseline's figures beside every model's
     report = reports.HtmlReport("Model comparison")
-    report.paragraph(SPLIT_NOTE)
+    report.paragraph(split_note(split_description))
     for split in ("val", "test"):
         part = table[table["split"] == split].drop(columns="split").set_index("model")
         if len(part):

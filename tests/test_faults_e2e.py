@@ -88,7 +88,7 @@ class Store:
         params["families"] = {"cnn2d_lstm": params["families"]["cnn2d_lstm"]}
         params["search_spaces"] = {"cnn2d_lstm": params["search_spaces"]["cnn2d_lstm"]}
         params["stacking"]["enabled"] = False
-        params["ablation"]["scaling"] = False
+        params["ablation"].update(scaling=False, logmel_scaling=False)
         path = self.folder / f"{name}.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         return path

@@ -165,3 +165,50 @@ def test_deterministic_training_enables_op_determinism(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert "DETERMINISTIC OK" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_two_cpu_runs_without_caching_give_identical_splits_ga_weights_and_metrics(tmp_path, zenml_home):
+    """The tiny profile, made smaller (one tiny network, the baseline, both voting ensembles; no tuning,
+    stacking or ablation), run twice with caching off and ``training.deterministic``."""
+    import pandas as pd
+    import yaml
+    from zenml.client import Client
+
+    from speech_emotion.cli import setup_stack
+
+    stack_id = setup_stack(root=None, activate=False)
+    config = yaml.safe_load((ROOT / "configs" / "test.yaml").read_text())
+    config["enable_cache"] = False
+    config["model"]["name"] = "determinism_check"  # versions of its own, beside other tests' speech_emotion
+    params = config["parameters"]
+    params["corpora"]["demo"]["root"] = str(tmp_path / "demo")
+    params["features"]["cache_dir"] = None  # every clip's features computed, in both runs
+    params["families"] = {"cnn2d_lstm": {"kernel_size": 3, "conv_blocks": 1, "filters_first": 4, "filters_next": 4,
+                                         "lstm_units": 4},
+                          "functionals_svm": {"features": "egemaps", "C": 10.0, "gamma": "scale"}}
+    params.update(tuning={"enabled": False}, search_spaces={}, stacking={"enabled": False},
+                  ablation={"scaling": False})
+    params["training"].update(deterministic=True, epochs=2)
+    params["promotion"]["registered_model"] = "determinism_check"
+    path = tmp_path / "determinism.yaml"
+    zenml = os.path.join(os.path.dirname(sys.executable), "zenml")
+    for name in ("determinism_a", "determinism_b"):
+        path.write_text(yaml.safe_dump({**config, "run_name": name}, sort_keys=False))
+        proc = subprocess.run([zenml, "pipeline", "run", "pipelines.training.training_pipeline", "-c", str(path)],
+                              cwd=ROOT, env={**os.environ, "ZENML_ACTIVE_STACK_ID": stack_id},
+                              capture_output=True, text=True, timeout=1200)
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+
+    a, b = (Client().get_pipeline_run(name) for name in ("determinism_a", "determinism_b"))
+    assert all(s.status.value == "completed" for run in (a, b) for s in run.steps.values())  # nothing cached
+    for output in ("train_utterances", "val_utterances", "test_utterances"):
+        pa, pb = (run.steps["split_dataset"].outputs[output][0].load()["relpath"].tolist() for run in (a, b))
+        assert pa == pb and pa
+    wa, wb = (run.steps["ensemble_models"].outputs["ga_weights"][0].load() for run in (a, b))
+    pd.testing.assert_frame_equal(wa, wb, check_exact=True)
+    assert wa["weight"].notna().all()
+    ca, cb = (run.steps["compare_models"].outputs["comparison"][0].load().drop(columns="inference_time_s")
+              for run in (a, b))
+    assert set(ca["model"]) == {"cnn2d_lstm", "functionals_svm", "average_voting", "ga_ensemble"}
+    pd.testing.assert_frame_equal(ca, cb, check_exact=True)  # accuracy, loss and F1-macro to the last bit

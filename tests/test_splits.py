@@ -17,7 +17,8 @@ def _table(n_speakers: int = 6, per: int = 4) -> pd.DataFrame:
             for e in EMOTIONS[:6]:
                 for k in range(per):
                     rows.append({"path": f"/{corpus}/{s}/{e}/{k}.wav", "corpus": corpus,
-                                 "speaker": f"{corpus}_{s}", "emotion": e, "duration_s": 2.0})
+                                 "speaker": f"{corpus}_{s}", "emotion": e, "duration_s": 2.0,
+                                 "content_hash": f"{corpus}{s}{e}{k}"})
     return pd.DataFrame(rows)
 
 
