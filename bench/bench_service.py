@@ -439,10 +439,6 @@ def report(results: list[Result], args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    import logging
-
-    logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("speech_emotion").setLevel(logging.ERROR)  # the demo corpus' rejected calm clips
     results = run(args)
     print(report(results, args))
     if args.json:
@@ -451,4 +447,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    import logging
+
+    # as a script only: the CI test calls main() in the test process, whose loggers other tests read
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("speech_emotion").setLevel(logging.ERROR)  # the demo corpus' rejected calm clips
     raise SystemExit(main())
