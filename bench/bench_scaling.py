@@ -3,6 +3,7 @@ as the number of clips grows (issue 10).
 
     python bench/bench_scaling.py [SIZES ...]        # default: 1000 4000 16000
         [--workers 2] [--epochs 1] [--clips-dir DIR] [--out bench/results/scaling]
+    python bench/bench_scaling.py --report-from LOG   # table, CSV and plot from a run's printed rows
 
 The project's own code paths, on the same synthetic clips for every size:
 
@@ -300,6 +301,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--clips-dir", type=Path, default=None, help="where the synthetic clips are (kept)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/scaling"))
+    parser.add_argument("--report-from", type=Path, default=None,
+                        help="only write the table, CSV and plot from the JSON rows a previous run printed")
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -307,6 +310,11 @@ def main() -> None:
     if args.child is not None:  # one size, in its own process
         row = run_size(args.child, args.clips_dir, args.workers, args.epochs)
         args.result.write_text(json.dumps(row))
+        return
+
+    if args.report_from is not None:  # the rows a previous run printed (e.g. one stopped before its largest size)
+        rows = [json.loads(line) for line in args.report_from.read_text().splitlines() if line.startswith("{")]
+        report(rows, args)
         return
 
     sizes = sorted(set(args.sizes))
@@ -333,27 +341,34 @@ def main() -> None:
         row["load_after"] = round(os.getloadavg()[0], 2)
         rows.append(row)
         print(json.dumps(row), flush=True)
+        report(rows, args, final=n == sizes[-1])  # after every size: a run stopped early still leaves its curve
     if tmp is not None:
         tmp.cleanup()
 
+
+def report(rows: list[dict], args, final: bool = True) -> None:
+    """Table and summary on stdout (``final``), ``scaling.csv`` and ``scaling.png`` under ``--out``."""
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     machine = (f"{platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, "
-               f"commit {commit or '?'}, workers {args.workers}, epochs {args.epochs}")
+               f"commit {commit or '?'}, workers {rows[0]['workers']}, epochs {rows[0]['epochs']}")
     cols = ["clips", "train_clips", "features_s", "scaling_s", "train_s", "total_s", "baseline_rss_mb",
             "features_peak_mb", "scaling_peak_mb", "train_peak_mb", "peak_rss_mb", "logmel_mb"]
+    args.out.mkdir(parents=True, exist_ok=True)
+    with open(args.out / "scaling.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    sizes = " ".join(str(r["clips"]) for r in rows)
+    plot(rows, args.out / "scaling.png", f"bench/bench_scaling.py {sizes}: {machine}")
+    if not final:
+        return
     print(f"\n{machine}")
     print(" | ".join(cols))
     for row in rows:
         print(" | ".join(str(row[c]) for c in cols))
     for line in summarise(rows):
         print(line)
-    with open(args.out / "scaling.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    plot(rows, args.out / "scaling.png", f"bench/bench_scaling.py {' '.join(map(str, sizes))}: {machine}")
     print(f"wrote {args.out / 'scaling.csv'} and {args.out / 'scaling.png'}")
-
 
 if __name__ == "__main__":
     main()
