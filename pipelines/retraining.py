@@ -28,8 +28,8 @@ from pipelines.training import (
     check_configuration,
     compose_training,
     hash_cache_dir,
-    resolve_corpora,
-    resolve_custom_corpora,
+    named,
+    resolve_all_corpora,
 )
 from speech_emotion.config import (
     AblationConfig,
@@ -78,11 +78,12 @@ def retraining_pipeline(
     if retrain.model != promotion.registered_model:
         raise ValueError(f"retrain.model ({retrain.model}) and promotion.registered_model "
                          f"({promotion.registered_model}) must name the same model")
-    roots = resolve_corpora(corpora)
-    custom = resolve_custom_corpora(corpora)
-    every_root = {**roots, **{c.name: c.root for c in custom}}
+    roots, custom, every_root = resolve_all_corpora(corpora)
     cache = str(hash_cache_dir())
-    utterances, rejected, _, decision = with_resources(check_for_new_data, resources)(roots, ingest, retrain, cache, custom=custom)
+    # by name: a dynamic run may list a step's outputs out of their declared order
+    utterances, rejected, decision = named(
+        with_resources(check_for_new_data, resources)(roots, ingest, retrain, cache, custom=custom),
+        "utterances", "rejected", "retrain_decision")
     if not decision.load()["train"]:
         logger.info("no new data: nothing to train")
         return

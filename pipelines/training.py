@@ -502,13 +502,18 @@ def compose_protocol(
     return pool_protocol(predictions, utterances, evaluation, split)
 
 
+def resolve_all_corpora(corpora: CorporaConfig) -> tuple[dict[str, str], list[CustomCorpus], dict[str, str]]:
+    """The built-in corpora's roots, the custom corpora, and every corpus's root by name."""
+    roots = resolve_corpora(corpora)
+    custom = resolve_custom_corpora(corpora)
+    return roots, custom, {**roots, **{c.name: c.root for c in custom}}
+
+
 def ingest_all(corpora: CorporaConfig, ingest: IngestConfig, resources: ResourcesConfig = ResourcesConfig()):
     """Resolve the corpora (synthesising the demo corpus if needed), fingerprint their files and
     ingest them. Returns the ingest step's utterances and rejected outputs, every corpus root and
     the data's source fingerprint and description (what a Model version records)."""
-    roots = resolve_corpora(corpora)
-    custom = resolve_custom_corpora(corpora)
-    every_root = {**roots, **{c.name: c.root for c in custom}}
+    roots, custom, every_root = resolve_all_corpora(corpora)
     # content of every file (hashes cached by path, size and mtime): new or edited audio misses the cache
     fingerprint = files_fingerprint(every_root, cache_dir=hash_cache_dir())
     utterances, rejected = named(with_resources(ingest_corpora, resources)(roots=roots, options=ingest, fingerprint=fingerprint, custom=custom),
