@@ -65,7 +65,11 @@ class TrainedModel:
         x = self.inputs(features)
         if n_examples(x) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
-        return np.asarray(self.model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)
+        from speech_emotion.training import make_dataset  # training imports this module
+
+        # batches gathered from the (memory-mapped) arrays, never one whole-array tensor
+        ds = make_dataset(x, None, batch_size, shuffle=False, seed=0)
+        return np.asarray(self.model.predict(ds, verbose=0), dtype=np.float32)
 
     def timed_predict_proba(self, features, batch_size: int = 64) -> tuple[np.ndarray, float]:
         """Probabilities and the wall time to predict the whole set (the seed's inference time).
