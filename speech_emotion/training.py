@@ -52,7 +52,8 @@ def make_dataset(x: Inputs, y: np.ndarray | None, batch_size: int, shuffle: bool
             t.set_shape((None, *a.shape[1:]))
         xs = tuple(tensors[: len(tensors) - (y is not None)])
         inputs = xs if isinstance(x, (list, tuple)) else xs[0]
-        return (inputs, tensors[-1]) if y is not None else inputs
+        # a 1-tuple: Keras reads a bare tuple of inputs as (x, y[, sample_weight])
+        return (inputs, tensors[-1]) if y is not None else (inputs,)
 
     ds = tf.data.Dataset.range(n)
     if shuffle:

@@ -62,7 +62,10 @@ def test_unshuffled_multi_input_keeps_order_and_holds_no_tensor_copy(tmp_path):
     assert graph_bytes < a.nbytes + b.nbytes
     assert isinstance(a, np.memmap) and isinstance(b, np.memmap)
     pred = make_dataset([a, b], None, batch_size=4, shuffle=False, seed=0)
-    np.testing.assert_array_equal(np.concatenate([t[0].numpy() for t in pred]), a)
+    # inputs only come as 1-tuples, so Keras does not take the second input for labels
+    batches = [t[0] for t in pred]
+    np.testing.assert_array_equal(np.concatenate([inputs[0].numpy() for inputs in batches]), a)
+    np.testing.assert_array_equal(np.concatenate([inputs[1].numpy() for inputs in batches]), b)
 
 
 def test_train_and_predict_on_memory_maps(tmp_path):
