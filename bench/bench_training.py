@@ -51,7 +51,7 @@ def main() -> None:
     import keras
 
     from speech_emotion.models import get_family
-    from speech_emotion.training import make_dataset
+    from speech_emotion.datasets import make_dataset
 
     keras.utils.set_random_seed(0)
     family = get_family("cnn2d_lstm")

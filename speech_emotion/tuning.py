@@ -146,7 +146,8 @@ def tune_family(
     from speech_emotion.models import get_family
     from speech_emotion.models.hypermodels import FamilyHyperModel, resolved_hparams
     from speech_emotion.models.trained import model_inputs
-    from speech_emotion.training import input_shapes, make_dataset
+    from speech_emotion.datasets import make_dataset
+    from speech_emotion.training import input_shapes
 
     fam = get_family(family)
     keras.utils.set_random_seed(config.seed)

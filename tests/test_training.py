@@ -7,7 +7,8 @@ import numpy as np
 
 from speech_emotion.config import ModelConfig, TrainingConfig
 from speech_emotion.features import FeatureSet
-from speech_emotion.training import make_dataset, train_model
+from speech_emotion.datasets import make_dataset
+from speech_emotion.training import train_model
 from tests.synthetic import tiny_features
 
 TINY = {"kernel_size": 3, "conv_blocks": 2, "filters_first": 4, "filters_next": 8, "lstm_units": 8, "learning_rate": 1e-2}

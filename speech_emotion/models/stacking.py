@@ -178,7 +178,7 @@ def train_stacking(
     import keras
     import tensorflow as tf
 
-    from speech_emotion.training import make_dataset
+    from speech_emotion.datasets import make_dataset
 
     if len(train) == 0 or len(val) == 0:
         raise ValueError(f"stacking needs non-empty train and validation splits; got {len(train)} and {len(val)}")

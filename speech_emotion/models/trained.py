@@ -9,6 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from speech_emotion.corpora.common import EMOTIONS
+from speech_emotion.datasets import make_dataset, n_examples
 
 
 def normalize_input_name(input_name: str | Sequence[str]) -> str | tuple[str, ...]:
@@ -27,10 +28,6 @@ def model_inputs(features, input_name: str | Sequence[str]) -> np.ndarray | list
     if isinstance(input_name, str):
         return np.asarray(features.input(input_name), dtype=np.float32)
     return [np.asarray(features.input(name), dtype=np.float32) for name in input_name]
-
-
-def n_examples(x: np.ndarray | Sequence[np.ndarray]) -> int:
-    return int(len(x[0]) if isinstance(x, (list, tuple)) else len(x))
 
 
 @dataclass
@@ -65,8 +62,6 @@ class TrainedModel:
         x = self.inputs(features)
         if n_examples(x) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
-        from speech_emotion.training import make_dataset  # training imports this module
-
         # batches gathered from the (memory-mapped) arrays, never one whole-array tensor
         ds = make_dataset(x, None, batch_size, shuffle=False, seed=0)
         return np.asarray(self.model.predict(ds, verbose=0), dtype=np.float32)
