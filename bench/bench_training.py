@@ -7,7 +7,7 @@ The same model (``--width seed``: Table 3's hyperparameters; ``demo``: configs/d
 and the same random 128 x 251 log-mel clips. Per round, interleaved, one epoch of ``--batches``
 batches through each path:
 
-- project: the clips in a memory-mapped ``.npy`` file, read through ``speech_emotion.training.make_dataset``
+- project: the clips in a memory-mapped ``.npy`` file, read through ``speech_emotion.datasets.make_dataset``
   (shuffled indices, a batch gathered per step);
 - baseline: the clips as an in-RAM NumPy array, ``model.fit(x, y, batch_size=..., shuffle=True)``.
 
