@@ -312,6 +312,9 @@ class TrainingConfig(_Config):
     #: keras.utils.set_random_seed and TensorFlow's op determinism (GPU runs too; slower there)
     deterministic: bool = False
     mixed_precision: bool = False
+    #: ``balanced``: each class's loss weighted by n / (classes present x its count) on the training split
+    #: (sklearn's ``compute_class_weight("balanced")``), so a rare class is not traded for the majority one
+    class_weights: Literal["none", "balanced"] = "none"
 
 
 class DeployConfig(_Config):

@@ -27,6 +27,23 @@ def make_deterministic(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
+def class_weights(labels: np.ndarray, mode: str, n_classes: int) -> dict[int, float] | None:
+    """Keras ``class_weight`` for ``training.class_weights``: None for ``none``; for ``balanced``,
+    sklearn's ``compute_class_weight("balanced")`` over the classes present, 1.0 for absent ones."""
+    if mode == "none":
+        return None
+    if mode != "balanced":
+        raise ValueError(f"training.class_weights {mode!r}: expected 'none' or 'balanced'")
+    from sklearn.utils.class_weight import compute_class_weight
+
+    y = np.asarray(labels).astype(np.int64)
+    present = np.unique(y)
+    weights = dict.fromkeys(range(n_classes), 1.0)
+    if len(present):
+        weights.update(zip(present.tolist(), compute_class_weight("balanced", classes=present, y=y).tolist()))
+    return weights
+
+
 def input_shapes(x: Inputs) -> tuple[int, ...] | tuple[tuple[int, ...], ...]:
     """Per-example shape of ``x``, or the tuple of them for a list of arrays (what a family's builder takes)."""
     if isinstance(x, (list, tuple)):
@@ -65,6 +82,7 @@ def train_model(
         validation_data=make_dataset(x_val, val.labels, training.batch_size, False, training.seed),
         epochs=training.epochs,
         callbacks=[early, *callbacks],
+        class_weight=class_weights(train.labels, training.class_weights, len(EMOTIONS)),
         shuffle=False,  # the training dataset shuffles itself every epoch
         verbose=2 if progress else 0,
     )

@@ -132,12 +132,9 @@ def base_probabilities(model, x: np.ndarray, batch_size: int = 64) -> np.ndarray
 
 def binary_class_weights(binary_labels: np.ndarray, balanced: bool = True) -> dict[int, float]:
     """Class weights {0: w0, 1: w1} for one-vs-rest labels; 1.0 for an absent class (no division by zero)."""
-    y = np.asarray(binary_labels).astype(np.int64)
-    counts = np.bincount(y, minlength=2)[:2]
-    if not balanced:
-        return {0: 1.0, 1: 1.0}
-    n_present = int((counts > 0).sum())
-    return {c: (float(len(y) / (n_present * counts[c])) if counts[c] > 0 else 1.0) for c in (0, 1)}
+    from speech_emotion.training import class_weights
+
+    return class_weights(binary_labels, "balanced", 2) if balanced else {0: 1.0, 1: 1.0}
 
 
 def _one_vs_rest_dataset(base, k: int, weights: dict[int, float], batch_size: int, shuffle: bool, seed: int):
