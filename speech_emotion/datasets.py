@@ -13,7 +13,7 @@ import numpy as np
 Inputs = np.ndarray | Sequence[np.ndarray]
 
 
-def n_examples(x: np.ndarray | Sequence[np.ndarray]) -> int:
+def n_examples(x: Inputs) -> int:
     return int(len(x[0]) if isinstance(x, (list, tuple)) else len(x))
 
 
