@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from speech_emotion import storage
+from speech_emotion import numba_cache, storage
 from speech_emotion.audio import load_audio
 from speech_emotion.provenance import feature_code_fingerprint
 
@@ -154,14 +154,14 @@ def _fixed_length(y: np.ndarray, n: int) -> np.ndarray:
 
 @functools.lru_cache(maxsize=8)
 def _mel_filterbank(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
-    import librosa
+    librosa = numba_cache.librosa()
 
     return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)
 
 
 def clip_features(y: np.ndarray, params: FeatureParams = FeatureParams()) -> ClipFeatures:
     """All features of one mono clip already at ``params.sample_rate``."""
-    import librosa
+    librosa = numba_cache.librosa()
 
     sr = params.sample_rate
     n_valid_frames = 1 + min(y.shape[0], params.n_samples) // params.hop_length

@@ -134,9 +134,10 @@ def clip_over_time(path: str, params) -> tuple[np.ndarray, np.ndarray]:
     """The log-mel (dB, ref = clip max; ``params.n_mels`` x frames) and the chromagram (12 x frames)
     of one clip over its own duration (cut to ``params.duration_s``, not padded), computed as
     :func:`speech_emotion.features.clip_features` does, but keeping the chroma of every frame."""
-    import librosa
-
+    from speech_emotion import numba_cache
     from speech_emotion.audio import load_audio
+
+    librosa = numba_cache.librosa()
 
     y = load_audio(path, target_sr=params.sample_rate)[: params.n_samples]
     power = np.abs(librosa.stft(y, n_fft=params.n_fft, hop_length=params.hop_length)) ** 2

@@ -86,7 +86,9 @@ class FunctionalsSvmHParams:
 
 
 def _librosa_functionals(y: np.ndarray, sr: int) -> np.ndarray:
-    import librosa
+    from speech_emotion import numba_cache
+
+    librosa = numba_cache.librosa()
 
     mel = librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=sr, n_fft=1024, hop_length=256, n_mels=64))
     mfcc = librosa.feature.mfcc(S=mel, n_mfcc=40)

@@ -1,0 +1,69 @@
+"""librosa's numba kernels are compiled under an inter-process lock (speech_emotion.numba_cache).
+
+Each case runs fresh Python processes on an empty ``NUMBA_CACHE_DIR``, as on a fresh install: without
+the lock, processes compiling librosa's kernels at once left a cache that crashed every later process
+with a segmentation fault (numba/numba#10128).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+from filelock import FileLock
+
+from tests.conftest import ROOT
+
+EXTRACT = """
+import sys
+import numpy as np
+from speech_emotion import numba_cache
+from speech_emotion.features import FeatureParams, clip_features
+
+numba_cache.librosa(timeout=float(sys.argv[1]))
+t = np.arange(16000 * 2) / 16000
+f = clip_features((0.3 * np.sin(2 * np.pi * 180 * t)).astype(np.float32), FeatureParams(duration_s=2.0))
+np.save(sys.argv[2], np.concatenate([f.mfcc, f.chroma, f.mel]))
+"""
+
+
+def _start(tmp_path, name: str, timeout: float = -1) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", EXTRACT, str(timeout), str(tmp_path / f"{name}.npy")],
+                            cwd=ROOT, env=dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"), PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def _cached_kernels(cache_dir) -> list:
+    return sorted(p.name for p in cache_dir.rglob("*.nbi")) if cache_dir.exists() else []
+
+
+def test_a_process_waits_for_the_lock_before_compiling_librosas_kernels(tmp_path, monkeypatch):
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba"))
+    from speech_emotion import numba_cache
+
+    with FileLock(str(numba_cache.lock_path())):
+        proc = _start(tmp_path, "blocked", timeout=1)
+        out, _ = proc.communicate(timeout=600)
+        assert proc.returncode != 0 and "Timeout" in out, out
+        assert _cached_kernels(tmp_path / "numba") == []  # nothing compiled without the lock
+
+    proc = _start(tmp_path, "free")
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+    assert any(name.startswith("utils._localmax") for name in _cached_kernels(tmp_path / "numba"))
+
+
+def test_processes_started_together_on_an_empty_cache_all_work_and_so_does_the_next(tmp_path):
+    together = [_start(tmp_path, f"together{i}") for i in range(3)]
+    for proc in together:
+        out, _ = proc.communicate(timeout=600)
+        assert proc.returncode == 0, out
+    after = _start(tmp_path, "after")  # loads every kernel from the cache the three wrote
+    out, _ = after.communicate(timeout=600)
+    assert after.returncode == 0, out
+
+    results = [np.load(tmp_path / f"{name}.npy") for name in ("together0", "together1", "together2", "after")]
+    for other in results[1:]:
+        np.testing.assert_array_equal(results[0], other)
