@@ -247,6 +247,10 @@ class GAConfig(BaseModel):
     tournament_size: int = Field(3, ge=1)
     restarts: int = Field(5, ge=1)
     seed: int = Field(0, ge=0)
+    #: a member joins the search only if its validation UAR (balanced accuracy) beats chance (1 / the
+    #: classes present) by more than this; the others keep weight 0. A member that collapsed to one
+    #: class has a UAR of exactly chance. null: every member joins (the seed)
+    min_uar_over_chance: float | None = Field(0.05, ge=0, le=1)
 
     @property
     def n_elite(self) -> int:

@@ -32,6 +32,15 @@ Genetic algorithm, as in the seed:
 - several restarts (seeds ``seed``, ``seed + 1``, ...), each from a fresh random
   population; the best solution across restarts wins (ties: the earliest).
 
+Members no better than chance get no weight (not in the seed): only the members whose UAR
+(unweighted average recall, sklearn's balanced accuracy) on the searched split beats chance,
+1 / the classes present, by more than ``min_uar_over_chance`` join the search
+(:func:`eligible_members`); the others keep weight 0. A model that collapsed to the majority
+class has a UAR of exactly chance, yet the F1-macro fitness alone can still give it weight
+when it helps on a few clips of the split the weights are searched on. When no member
+qualifies, all join (their weights cannot do better than chance either way) and a warning
+says so.
+
 Determinism: the initial population, crossover and mutation draw from a
 ``random.Random(restart_seed)`` owned by the search. ``deap.tools.selTournament``
 draws from the global :mod:`random` module, so each restart seeds it with
@@ -167,6 +176,29 @@ class _PopulationScorer:
 # --------------------------------------------------------------------------- configuration and result
 
 
+def member_uar(P: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Each member's UAR (balanced accuracy over the classes present in ``y``) on (M, N, C) ``P``."""
+    from sklearn.metrics import recall_score
+
+    present = np.unique(y)
+    return np.array([recall_score(y, p.argmax(axis=1), labels=present, average="macro", zero_division=0)
+                     for p in P])
+
+
+def eligible_members(P: np.ndarray, y: np.ndarray, min_uar_over_chance: float | None) -> np.ndarray:
+    """Which of the M members of (M, N, C) ``P`` may get weight: UAR above chance + the margin
+    (every member when the margin is None, or when none qualifies)."""
+    if min_uar_over_chance is None:
+        return np.ones(len(P), bool)
+    chance = 1.0 / len(np.unique(y))
+    ok = member_uar(P, y) > chance + min_uar_over_chance
+    if not ok.any():
+        logger.warning("no ensemble member's UAR beats chance (%.3f) by %.3f on the searched split: all of them "
+                       "join the GA", chance, min_uar_over_chance)
+        return np.ones(len(P), bool)
+    return ok
+
+
 @dataclass
 class GAResult:
     weights: np.ndarray  # (M,) non-negative, sums to 1
@@ -175,6 +207,8 @@ class GAResult:
     history: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["restart", "generation", "best", "mean"]))
     #: (weights, fitness) of the best individual of each restart
     restart_best: list[tuple[np.ndarray, float]] = field(default_factory=list)
+    #: (M,) whether each member joined the search (the others have weight 0; :func:`eligible_members`)
+    eligible: np.ndarray | None = None
 
 
 # --------------------------------------------------------------------------- DEAP operators
@@ -345,7 +379,11 @@ def ga_search_weights(
         raise ValueError(f"{len(y)} labels for probabilities of {N} samples")
     if N == 0:
         raise ValueError("cannot search ensemble weights on an empty split")
-    scorer = _PopulationScorer(P, y)
+    eligible = eligible_members(P, y, config.min_uar_over_chance)
+    if not eligible.all():
+        logger.info("GA: %d of %d members beat chance by more than %s on UAR and join the search; members %s keep "
+                    "weight 0", eligible.sum(), M, config.min_uar_over_chance, np.flatnonzero(~eligible).tolist())
+    scorer = _PopulationScorer(P[eligible], y)
 
     bar = None
     if progress:
@@ -357,6 +395,7 @@ def ga_search_weights(
         restart_best: list[tuple[np.ndarray, float]] = []
         for r in range(config.restarts):
             weights, fitness, history = _run_restart(scorer, config, r, config.seed + r, bar.update if bar else None)
+            weights = _spread(weights, eligible)
             rows.extend(history)
             restart_best.append((weights, fitness))
             logger.info("GA restart %d (seed %d): F1-macro %.4f, weights %s", r, config.seed + r, fitness,
@@ -371,7 +410,15 @@ def ga_search_weights(
         fitness=fitness,
         history=pd.DataFrame(rows, columns=["restart", "generation", "best", "mean"]),
         restart_best=restart_best,
+        eligible=eligible,
     )
+
+
+def _spread(weights: np.ndarray, eligible: np.ndarray) -> np.ndarray:
+    """The eligible members' weights back in place among all M, 0 for the others."""
+    out = np.zeros(len(eligible))
+    out[eligible] = weights
+    return out
 
 
 def cross_fitted_probabilities(

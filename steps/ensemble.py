@@ -18,6 +18,8 @@ from speech_emotion.ensemble import (
     cross_fitted_probabilities,
     fitness_figure,
     ga_search_weights,
+    member_uar,
+    stack_probabilities,
 )
 from speech_emotion.evaluation import ConfusionMatrices, evaluate_probabilities
 from speech_emotion.features import FeatureSet
@@ -83,6 +85,8 @@ def ensemble_models(
     if config.ga_enabled:
         result = ga_search_weights(val_probabilities, val.labels, config.ga)
         weights_table["weight"] = result.weights
+        weights_table["val_uar"] = member_uar(stack_probabilities(val_probabilities), val.labels)
+        weights_table["in_search"] = result.eligible
         history = result.history
         _tracking.log_params("ga", config.ga.model_dump())
         for restart, part in result.history.groupby("restart"):
@@ -94,6 +98,9 @@ def ensemble_models(
         fig = fitness_figure(result.history)
         report.heading("Genetic algorithm")
         report.table(weights_table.set_index("model"), "GA weights (seed Table 15)")
+        if config.ga.min_uar_over_chance is not None:
+            report.paragraph(f"Only members whose validation UAR beats chance (1 / the classes present) by more than "
+                             f"{config.ga.min_uar_over_chance} join the search (in_search); the others keep weight 0.")
         _tracking.report_figure(report, fig, "GA fitness (validation F1-macro) per generation", "ensemble/ga_fitness.png")
         log_metadata(metadata={"ga_weights": dict(zip(names, map(float, result.weights))), "ga_val_f1": result.fitness})
         # its validation row is cross-fitted (weights from the other folds), so that it can be compared

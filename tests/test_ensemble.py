@@ -17,10 +17,12 @@ from speech_emotion.ensemble import (
     _deap_classes,
     average_crossover,
     average_probabilities,
+    eligible_members,
     fitness_figure,
     ga_search_weights,
     make_individual,
     make_toolbox,
+    member_uar,
     mutate_single_gene,
     n_crossover_genes,
     next_generation,
@@ -29,7 +31,8 @@ from speech_emotion.ensemble import (
 )
 from speech_emotion.evaluation import f1_macro
 
-FAST = GAConfig(population_size=20, generations=12, restarts=2, seed=3)
+#: every member joins: these tests are about the search itself (the chance guard has its own tests)
+FAST = GAConfig(population_size=20, generations=12, restarts=2, seed=3, min_uar_over_chance=None)
 
 
 def _individual(genes):
@@ -274,3 +277,63 @@ def test_cross_fitted_ga_probabilities_are_out_of_fold():
     # each row is a convex combination of the two members' rows
     w = (out - noise)[:, 0] / (good - noise)[:, 0]
     np.testing.assert_allclose(out, noise + w[:, None] * (good - noise), atol=1e-6)
+
+
+# --------------------------------------------------------------------------- members at chance
+
+
+def test_member_uar_is_balanced_accuracy():
+    from sklearn.metrics import balanced_accuracy_score
+
+    P, y = _synthetic(200, 4)
+    expected = [balanced_accuracy_score(y, p.argmax(axis=1)) for p in P]
+    np.testing.assert_allclose(member_uar(P, y), expected)
+
+
+def test_members_no_better_than_chance_get_no_weight():
+    P, y = _synthetic(300, 0)
+    collapsed = np.full_like(P[0], 0.1 / 6)
+    collapsed[:, np.bincount(y).argmax()] = 0.9  # the majority class for every clip: UAR is exactly chance
+    P = np.concatenate([P[[0, 2]], collapsed[None]])  # accurate, random, collapsed
+
+    guarded = ga_search_weights(P, y, FAST.model_copy(update={"min_uar_over_chance": 0.05}))
+    assert guarded.eligible.tolist() == [True, False, False]
+    np.testing.assert_array_equal(guarded.weights, [1.0, 0.0, 0.0])
+    assert all(w[1:].tolist() == [0.0, 0.0] for w, _ in guarded.restart_best)
+
+    unguarded = ga_search_weights(P, y, FAST)  # the seed: every member joins, and the search leaves them weight
+    assert unguarded.eligible.all() and (unguarded.weights[1:] > 0).all()
+
+
+def test_when_no_member_beats_chance_all_join_with_a_warning(caplog):
+    rng = np.random.default_rng(0)
+    y = np.arange(140) % 7
+    P = rng.dirichlet(np.ones(7), size=(3, 140))
+    assert eligible_members(P, y, 0.5).all()
+    assert "no ensemble member's UAR beats chance" in caplog.text
+    assert eligible_members(P, y, None).all()
+
+
+def test_the_ensemble_step_reports_each_members_uar_and_leaves_the_collapsed_one_out(monkeypatch):
+    import steps.ensemble
+    from speech_emotion.config import EnsembleConfig
+    from steps.ensemble import ensemble_models
+    from tests.synthetic import tiny_features
+
+    logged = []  # the step's ZenML metadata (log_metadata needs a running step)
+    monkeypatch.setattr(steps.ensemble, "log_metadata", lambda metadata: logged.append(metadata))
+
+    val, test = tiny_features(140, seed=0), tiny_features(70, seed=1)
+    good_val, good_test = (np.eye(7)[f.labels] * 0.6 + 0.4 / 7 for f in (val, test))
+    collapsed_val, collapsed_test = (np.tile(np.eye(7)[0] * 0.6 + 0.4 / 7, (len(f), 1)) for f in (val, test))
+    config = EnsembleConfig(average=False, ga_enabled=True,
+                            ga=GAConfig(population_size=8, generations=2, restarts=1, min_uar_over_chance=0.05))
+    metrics, weights, _, html, _ = ensemble_models.entrypoint(
+        names=["good", "collapsed"], val_probabilities=[good_val, collapsed_val],
+        test_probabilities=[good_test, collapsed_test], member_metrics=[], val=val, test=test, config=config)
+    assert weights["in_search"].tolist() == [True, False]
+    assert weights["weight"].tolist() == [1.0, 0.0]
+    np.testing.assert_allclose(weights["val_uar"], [1.0, 1 / 7])
+    assert "join the search (in_search)" in html
+    assert metrics.set_index("split").loc["test", "accuracy"] == 1.0
+    assert logged == [{"ga_weights": {"good": 1.0, "collapsed": 0.0}, "ga_val_f1": 1.0}]
