@@ -218,3 +218,58 @@ def test_mixed_precision_keeps_float32_probabilities(name):
         np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-3)
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_transformer_blocks_are_conv_elu_bn_and_the_lstm_families_conv_bn_elu():
+    def order(model, block):
+        return [l.name.removeprefix(f"{block}_") for l in model.layers if l.name.startswith(f"{block}_")]
+
+    shape = _paper_shape(get_family("cnn_transformer"))
+    transformer = get_family("cnn_transformer").build(shape, 7, TINY["cnn_transformer"])
+    lstm = get_family("cnn2d_lstm").build(shape, 7, TINY["cnn2d_lstm"])
+    assert order(transformer, "block1") == ["conv", "elu", "bn", "pool"]  # seed 5.3
+    assert order(lstm, "block1") == ["conv", "bn", "elu", "pool"]  # seed 5.1.1
+
+
+def test_position_encoding_makes_the_encoder_see_the_frames_order():
+    import keras
+
+    from speech_emotion.models.cnn_transformer import sinusoidal_positions, transformer_encoder_class
+
+    pe = keras.ops.convert_to_numpy(sinusoidal_positions(5, 6))
+    np.testing.assert_allclose(pe[0], [0, 1, 0, 1, 0, 1], atol=1e-7)  # sin(0), cos(0)
+    np.testing.assert_allclose(pe[3, 2:4], [np.sin(3 / 10000 ** (2 / 6)), np.cos(3 / 10000 ** (2 / 6))], rtol=1e-5)
+
+    x = np.random.default_rng(0).standard_normal((2, 7, 6)).astype(np.float32)
+    reverse = x[:, ::-1]
+    keras.utils.set_random_seed(0)
+    plain = transformer_encoder_class()(2, 4, 8, 0.0, position_encoding=False)
+    # without positions self-attention is permutation-equivariant: reversed frames give reversed outputs
+    np.testing.assert_allclose(np.asarray(plain(reverse)), np.asarray(plain(x))[:, ::-1], atol=1e-5)
+    positional = transformer_encoder_class()(2, 4, 8, 0.0, position_encoding=True)
+    assert np.abs(np.asarray(positional(reverse)) - np.asarray(positional(x))[:, ::-1]).max() > 1e-2
+    # a block saved before position encoding existed (no key in its config) loads without it
+    config = positional.get_config()
+    config.pop("position_encoding")
+    assert not transformer_encoder_class().from_config(config).position_encoding
+
+
+def test_transformer_learning_rate_warms_up_and_the_schedule_survives_saving(tmp_path):
+    import keras
+
+    from speech_emotion.models.cnn_transformer import CnnTransformerHParams
+
+    hp = {**TINY["cnn_transformer"], "learning_rate": 1e-3, "warmup_steps": 4}
+    model = get_family("cnn_transformer").build(_paper_shape(get_family("cnn_transformer")), 7, hp)
+    schedule = model.optimizer._learning_rate
+    rates = [float(schedule(step)) for step in (0, 1, 3, 10)]
+    np.testing.assert_allclose(rates, [2.5e-4, 5e-4, 1e-3, 1e-3], rtol=1e-6)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", custom_objects=register_custom_objects())
+    assert type(loaded.optimizer._learning_rate).__name__ == "LinearWarmup"
+    assert loaded.optimizer._learning_rate.get_config() == {"learning_rate": 1e-3, "warmup_steps": 4}
+    # no warm-up: a plain float learning rate
+    flat = get_family("cnn_transformer").build(_paper_shape(get_family("cnn_transformer")), 7,
+                                               {**hp, "warmup_steps": 0})
+    assert float(flat.optimizer.learning_rate) == pytest.approx(1e-3)
+    assert CnnTransformerHParams().warmup_steps == 50 and CnnTransformerHParams().position_encoding

@@ -143,3 +143,14 @@ def test_hyperband_on_val_loss_tunes_the_two_input_model(tmp_path):
     assert all(r.score == pytest.approx(r.metrics["val_loss"]) for r in seen)
     assert result.best_hparams["cnn1d_lstm_units"] in (4, 8) and result.best_hparams["learning_rate"] in (1e-2, 1e-3)
     assert result.best_hparams["cnn2d_filters_next"] == 4 and result.best_hparams["cnn1d_kernel_size"] == 3
+
+
+def test_every_family_searches_its_learning_rate():
+    """The learning rate decides whether a family converges on real speech (issue 11): every default
+    search space holds it, and overriding other hyperparameters keeps it."""
+    from speech_emotion.models import FAMILIES
+    from speech_emotion.models.hypermodels import search_space
+
+    for name in FAMILIES:
+        assert len(search_space(name)["learning_rate"]) > 1, name
+        assert "learning_rate" in search_space(name, {"optimizer": ["adam"]}), name

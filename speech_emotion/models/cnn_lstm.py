@@ -171,7 +171,7 @@ class FusedCnnLstmHParams(HParams):
 # --------------------------------------------------------------------------- building blocks
 
 
-def make_optimizer(name: str, learning_rate: float):
+def make_optimizer(name: str, learning_rate):
     import keras
 
     optimizers = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop}
@@ -181,8 +181,9 @@ def make_optimizer(name: str, learning_rate: float):
         raise ValueError(f"unknown optimizer {name!r}; known: {sorted(optimizers)}") from None
 
 
-def conv_block(x, filters: int, kernel_size: int, dims: int, name: str):
-    """Conv -> BatchNorm -> ELU -> MaxPool, the seed's building block (5.1.1).
+def conv_block(x, filters: int, kernel_size: int, dims: int, name: str, elu_first: bool = False):
+    """Conv -> BatchNorm -> ELU -> MaxPool, the seed's building block (5.1.1); with ``elu_first``,
+    Conv -> ELU -> BatchNorm -> MaxPool, the seed's CNN-Transformer block (5.3).
 
     Pooling halves every spatial axis; an axis already of length 1 (tiny demo
     inputs, deep search-space samples) is left as is instead of failing.
@@ -191,17 +192,20 @@ def conv_block(x, filters: int, kernel_size: int, dims: int, name: str):
 
     conv, pool = (layers.Conv2D, layers.MaxPooling2D) if dims == 2 else (layers.Conv1D, layers.MaxPooling1D)
     x = conv(filters, kernel_size, padding="same", name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
-    x = layers.ELU(name=f"{name}_elu")(x)
+    if elu_first:
+        x = layers.BatchNormalization(name=f"{name}_bn")(layers.ELU(name=f"{name}_elu")(x))
+    else:
+        x = layers.ELU(name=f"{name}_elu")(layers.BatchNormalization(name=f"{name}_bn")(x))
     spatial = tuple(x.shape[1 : 1 + dims])
     pool_size = tuple(2 if (n is None or n >= 2) else 1 for n in spatial)
     return pool(pool_size if dims == 2 else pool_size[0], name=f"{name}_pool")(x)
 
 
-def compile_classifier(model, hp, extra_metrics: tuple | list = ()):
-    """Sparse categorical cross-entropy with the configured optimizer (``hp.optimizer``, ``hp.learning_rate``)."""
+def compile_classifier(model, hp, extra_metrics: tuple | list = (), learning_rate=None):
+    """Sparse categorical cross-entropy with the configured optimizer (``hp.optimizer``, ``hp.learning_rate``,
+    or ``learning_rate``: a float or a Keras learning-rate schedule)."""
     model.compile(
-        optimizer=make_optimizer(hp.optimizer, hp.learning_rate),
+        optimizer=make_optimizer(hp.optimizer, hp.learning_rate if learning_rate is None else learning_rate),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy", *extra_metrics],
     )
