@@ -165,3 +165,90 @@ def test_old_meta_without_temperature_loads_as_one(tmp_path):
     del meta["temperature"]  # an artifact written before calibration existed
     meta_path.write_text(json.dumps(meta))
     assert load_trained(str(tmp_path)).temperature == 1.0
+
+
+def test_predictor_folder_keeps_the_members_temperature(tmp_path):
+    import keras
+
+    from speech_emotion.features import FeatureParams, FeatureScaler
+    from speech_emotion.models.trained import TrainedModel
+    from speech_emotion.predictor import Predictor
+    from tests.synthetic import tiny_features
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((40,))
+    net = keras.Model(inputs, keras.layers.Dense(7, activation="softmax")(inputs))
+    member = TrainedModel(model=net, family="tiny", input_name="mfcc", hparams={}, temperature=0.7)
+    predictor = Predictor(members=[member], scaler=FeatureScaler(), feature_params=FeatureParams())
+    loaded = Predictor.load(predictor.save(tmp_path / "predictor"))
+    assert loaded.members[0].temperature == pytest.approx(0.7)
+    features = tiny_features(9)
+    served = loaded.predict_features(features)
+    raw = np.asarray(net.predict(features.mfcc, verbose=0), np.float32)
+    np.testing.assert_allclose(served, apply_temperature(raw, 0.7), rtol=1e-5, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- training and evaluation
+
+
+def test_calibrate_fits_on_validation_and_sets_the_temperature():
+    from speech_emotion.training import calibrate
+    from tests.synthetic import tiny_features
+
+    val = tiny_features(70, seed=3)
+
+    class _Overconfident:  # a "network" whose softmax is over-confident on val
+        def __init__(self):
+            self.probs, self.labels, _ = overconfident(n=70, seed=3)
+
+        def predict(self, ds, verbose=0):
+            return self.probs
+
+    from speech_emotion.models.trained import TrainedModel
+
+    net = _Overconfident()
+    val.labels[:] = net.labels
+    trained = TrainedModel(model=net, family="tiny", input_name="mfcc", hparams={})
+    assert calibrate(trained, val, "none") is None and trained.temperature == 1.0
+    result = calibrate(trained, val, "temperature")
+    assert trained.temperature == result.temperature > 1.0
+    assert result.ece_after < result.ece_before
+    np.testing.assert_allclose(trained.predict_proba(val), result.probs_after, rtol=1e-6)
+    assert calibrate(trained, val.subset(np.arange(0)), "temperature") is None
+    with pytest.raises(ValueError, match="calibration"):
+        calibrate(trained, val, "platt")
+
+
+def test_evaluation_reports_ece_and_the_reliability_diagram():
+    from speech_emotion import reports
+    from speech_emotion.evaluation import evaluate_probabilities
+    from steps.evaluate import report_evaluation
+
+    probs, labels, _ = overconfident(n=300)
+    corpus = np.array(["tess"] * 300)
+    ev = evaluate_probabilities("m", "test", probs, labels, corpus)
+    assert ev.ece == pytest.approx(expected_calibration_error(probs, labels)) and ev.ece > 0.05
+    assert ev.metrics()["test_ece"] == pytest.approx(ev.ece) and ev.summary_row()["ece"] == ev.ece
+    assert np.isnan(evaluate_probabilities("m", "val", probs[:0], labels[:0], corpus[:0]).ece)
+
+    plain = reports.HtmlReport("t")
+    report_evaluation(plain, ev)
+    assert "ECE" in plain.render() and "reliability" not in plain.render()
+    calibrated = evaluate_probabilities("m", "test", apply_temperature(probs, 3.0), labels, corpus)
+    scaled = reports.HtmlReport("t")
+    report_evaluation(scaled, calibrated, probs, labels, 3.0)
+    html = scaled.render()
+    assert "reliability diagram" in html and "T = 3.000" in html and "does not change the predicted classes" in html
+
+
+def test_calibration_is_on_by_default_and_off_in_the_paper_profile():
+    import yaml
+
+    from speech_emotion.config import TrainingConfig
+    from tests.conftest import ROOT
+
+    assert TrainingConfig().calibration == "temperature"
+    paper = yaml.safe_load((ROOT / "configs" / "paper.yaml").read_text())["parameters"]["training"]
+    assert TrainingConfig(**paper).calibration == "none"
+    with pytest.raises(ValueError):
+        TrainingConfig(calibration="platt")
