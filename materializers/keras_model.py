@@ -35,7 +35,7 @@ class TrainedModelMaterializer(BaseMaterializer):
 
     def extract_metadata(self, data: TrainedModel) -> dict[str, Any]:
         meta: dict[str, Any] = {"name": data.name, "family": data.family, "input": str(data.input_name),
-                                "n_params": data.n_params}
+                                "n_params": data.n_params, "temperature": data.temperature}
         meta.update({f"hp_{k}": v for k, v in data.hparams.items()})
         if data.history.get("val_loss"):
             meta["epochs"] = len(data.history["val_loss"])

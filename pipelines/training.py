@@ -365,7 +365,8 @@ def compose_models(
         out.metrics.append(ens_metrics)
 
     if stacking.enabled:
-        out.stacked = opt(train_stacking_model)(train_f, val_f, stacking, id=f"train_stacking_model{suffix}")
+        out.stacked = opt(train_stacking_model)(train_f, val_f, stacking, calibration=training.calibration,
+                                                id=f"train_stacking_model{suffix}")
         metrics, test_p = named(opt(evaluate_model)(out.stacked, val_f, test_f, split_description=description,
                                                     id=f"evaluate_stacking{suffix}"), "metrics", "test_probabilities")
         out.metrics.append(metrics)

@@ -319,6 +319,11 @@ class TrainingConfig(_Config):
     #: ``balanced``: each class's loss weighted by n / (classes present x its count) on the training split
     #: (sklearn's ``compute_class_weight("balanced")``), so a rare class is not traded for the majority one
     class_weights: Literal["none", "balanced"] = "none"
+    #: ``temperature``: after training, one temperature T is fitted on the validation split (minimum
+    #: negative log-likelihood) and every probability becomes softmax(log(p) / T), so that a probability
+    #: of 0.8 is right about 8 times in 10 (:mod:`speech_emotion.calibration`); the predicted class never
+    #: changes. ``none``: the network's softmax as it is (the seed's)
+    calibration: Literal["none", "temperature"] = "temperature"
 
 
 class DeployConfig(_Config):

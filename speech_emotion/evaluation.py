@@ -1,5 +1,6 @@
 """Metrics of the seed (section 5 and 7): accuracy, loss, F1-macro, inference time,
-accuracy per origin (Table 18), F1 and accuracy per class (Tables 19-20), confusion matrix.
+accuracy per origin (Table 18), F1 and accuracy per class (Tables 19-20), confusion matrix,
+and the expected calibration error of the probabilities (issue 11, not in the seed).
 
 F1-macro is defined once, here (:func:`f1_macro_from_confusion`): the mean F1
 over the classes that have true examples, as ``sklearn.metrics.f1_score(y,
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, confusion_matrix, log_loss
 
+from speech_emotion.calibration import expected_calibration_error
 from speech_emotion.corpora.common import EMOTIONS
 
 
@@ -77,6 +79,8 @@ class Evaluation:
     per_origin: pd.DataFrame = field(default_factory=pd.DataFrame)  # corpus -> n, accuracy, f1_macro
     per_class: pd.DataFrame = field(default_factory=pd.DataFrame)  # emotion -> support, accuracy (recall), f1
     confusion: np.ndarray = field(default_factory=lambda: np.zeros((len(EMOTIONS), len(EMOTIONS)), int))
+    #: expected calibration error of the probabilities (:func:`speech_emotion.calibration.expected_calibration_error`)
+    ece: float = float("nan")
 
     def metrics(self, prefix: str | None = None) -> dict[str, float]:
         """Flat metrics for MLflow, e.g. ``val_accuracy``, ``val_accuracy_crema``, ``val_f1_fear``;
@@ -85,6 +89,7 @@ class Evaluation:
             f"{self.split}_accuracy": self.accuracy,
             f"{self.split}_loss": self.loss,
             f"{self.split}_f1_macro": self.f1_macro,
+            f"{self.split}_ece": self.ece,
         }
         if self.inference_time_s is not None:
             out[f"{self.split}_inference_time_s"] = self.inference_time_s
@@ -107,6 +112,7 @@ class Evaluation:
             "accuracy": self.accuracy,
             "loss": self.loss,
             "f1_macro": self.f1_macro,
+            "ece": self.ece,
             "inference_time_s": self.inference_time_s,
             "n_params": self.n_params,
         }
@@ -163,6 +169,7 @@ def evaluate_probabilities(
         per_origin=per_origin,
         per_class=per_class,
         confusion=cm,
+        ece=expected_calibration_error(probs, labels),
     )
 
 

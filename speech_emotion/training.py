@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
+from speech_emotion.calibration import apply_temperature, expected_calibration_error, fit_temperature
 from speech_emotion.config import ModelConfig, TrainingConfig
 from speech_emotion.corpora.common import EMOTIONS
 from speech_emotion.datasets import Inputs, make_dataset
@@ -95,3 +97,34 @@ def train_model(
         feature_params=dict(train.params),
         scaled=train.scaled,
     )
+
+
+@dataclass
+class Calibration:
+    """What :func:`calibrate` fitted, and the validation probabilities before and after it."""
+
+    temperature: float
+    ece_before: float
+    ece_after: float
+    probs_before: np.ndarray
+    probs_after: np.ndarray
+    labels: np.ndarray
+
+
+def calibrate(trained: TrainedModel, val: FeatureSet, mode: str) -> Calibration | None:
+    """``training.calibration``: for ``temperature``, fit the temperature on the validation split's
+    uncalibrated probabilities and set ``trained.temperature``; None (nothing changed) for ``none``
+    or an empty validation split. With one class in validation the fit keeps 1.0."""
+    if mode == "none" or len(val) == 0:
+        return None
+    if mode != "temperature":
+        raise ValueError(f"training.calibration {mode!r}: expected 'none' or 'temperature'")
+    labels = np.asarray(val.labels).astype(np.int64)
+    before = trained.predict_proba(val, calibrated=False)
+    trained.temperature = fit_temperature(before, labels)
+    after = apply_temperature(before, trained.temperature)
+    result = Calibration(trained.temperature, expected_calibration_error(before, labels),
+                         expected_calibration_error(after, labels), before, after, labels)
+    logger.info("%s: temperature %.3f fitted on %d validation clips; ECE %.4f -> %.4f", trained.name,
+                result.temperature, len(labels), result.ece_before, result.ece_after)
+    return result

@@ -12,6 +12,7 @@ from zenml.types import HTMLString
 
 from materializers import ConfusionMatricesMaterializer  # noqa: F401  (chosen by type for ConfusionMatrices outputs)
 from speech_emotion import reports
+from speech_emotion.calibration import apply_temperature, expected_calibration_error, reliability_figure
 from speech_emotion.evaluation import ConfusionMatrices, Evaluation, evaluate_probabilities
 from speech_emotion.features import FeatureSet
 from speech_emotion.models.trained import TrainedModel
@@ -61,9 +62,13 @@ def _version(package: str) -> str:
     return version(package)
 
 
-def report_evaluation(report: reports.HtmlReport, ev: Evaluation) -> None:
-    """Tables and confusion matrix of one evaluation, into the HTML report and MLflow."""
+def report_evaluation(report: reports.HtmlReport, ev: Evaluation, uncalibrated: np.ndarray | None = None,
+                      labels: np.ndarray | None = None, temperature: float = 1.0) -> None:
+    """Tables and confusion matrix of one evaluation, into the HTML report and MLflow; with the
+    ``uncalibrated`` probabilities of a temperature-scaled model (and the ``labels``), its
+    reliability diagram before and after calibration too."""
     report.heading(f"{ev.name} on {ev.split} ({ev.n} utterances)")
+    report_calibration(report, ev, uncalibrated, labels, temperature)
     report.table(ev.per_origin, "Per origin (seed Table 18)")
     report.table(ev.per_class, "Per class (seed Tables 19-20)")
     fig = reports.confusion_matrix_figure(ev.confusion, f"{ev.name} on {ev.split}")
@@ -73,6 +78,24 @@ def report_evaluation(report: reports.HtmlReport, ev: Evaluation) -> None:
     _tracking.log_table(ev.per_class, f"evaluation/{ev.name}/{ev.split}_per_class.csv")
     _tracking.log_metrics(ev.metrics(prefix=ev.name))
     logger.info("%s on %s: accuracy %.4f, F1-macro %.4f, loss %.4f", ev.name, ev.split, ev.accuracy, ev.f1_macro, ev.loss)
+
+
+def report_calibration(report: reports.HtmlReport, ev: Evaluation, uncalibrated: np.ndarray | None,
+                       labels: np.ndarray | None, temperature: float) -> None:
+    """The evaluation's ECE; for a temperature-scaled model, the ECE of its network's own softmax
+    beside it and the reliability diagram of both."""
+    if uncalibrated is None or labels is None or temperature == 1.0:
+        report.paragraph(f"Expected calibration error (ECE, 15 confidence bins): {ev.ece:.4f}.")
+        return
+    before = expected_calibration_error(uncalibrated, labels)
+    report.paragraph(f"Expected calibration error (ECE, 15 confidence bins): {ev.ece:.4f} with the temperature "
+                     f"T = {temperature:.3f} fitted on validation, {before:.4f} without it. Calibration does not "
+                     "change the predicted classes.")
+    fig = reliability_figure(uncalibrated, apply_temperature(uncalibrated, temperature), labels,
+                             f"{ev.name} on {ev.split}, T = {temperature:.3f}")
+    _tracking.report_figure(report, fig, f"reliability diagram, {ev.name}, {ev.split}, before and after calibration",
+                            f"evaluation/{ev.name}/{ev.split}_reliability.png")
+    _tracking.log_metrics({f"{ev.name}.{ev.split}_ece_uncalibrated": before})
 
 
 def evaluate_splits(report: reports.HtmlReport, model: Any, splits: list[tuple[str, FeatureSet, Any]]):
@@ -89,7 +112,10 @@ def evaluate_splits(report: reports.HtmlReport, model: Any, splits: list[tuple[s
         ev = evaluate_probabilities(model.name, split, p, features.labels, features.corpus,
                                     inference_time_s=seconds, n_params=model.n_params)
         rows.append(ev.summary_row())
-        report_evaluation(report, ev)
+        temperature = float(getattr(model, "temperature", 1.0))
+        # the network's own softmax, predicted again rather than undone from the calibrated output
+        raw = model.predict_proba(inputs, calibrated=False) if temperature != 1.0 else None
+        report_evaluation(report, ev, raw, features.labels, temperature)
         confusion.add(ev)
         log_metadata(metadata={f"{split}_{k}": v for k, v in ev.summary_row().items() if k not in ("model", "split")})
     return rows, probs, confusion

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from zenml import step
+from zenml import log_metadata, step
 
 from materializers import TrainedModelMaterializer
 from speech_emotion.config import ModelConfig, TrainingConfig
 from speech_emotion.features import FeatureSet
 from speech_emotion.models.trained import TrainedModel
+from speech_emotion.training import calibrate
 from speech_emotion.training import train_model as fit
 from steps import _tracking
 
@@ -42,4 +43,24 @@ def train_model(
     trained.name = name
     _tracking.log_metrics({f"{name}.n_params": float(trained.n_params),
                            f"{name}.epochs": float(len(trained.history.get("loss", [])))})
+    log_calibration(trained, val, training.calibration)
     return trained
+
+
+def log_calibration(trained: TrainedModel, val: FeatureSet, mode: str) -> None:
+    """``training.calibration``: fit the temperature on validation (:func:`speech_emotion.training.calibrate`),
+    then log it, the validation ECE before and after, and the reliability diagram, to MLflow and the
+    step's metadata."""
+    result = calibrate(trained, val, mode)
+    if result is None:
+        return
+    from speech_emotion.calibration import reliability_figure
+
+    name = trained.name
+    _tracking.log_metrics({f"{name}.temperature": result.temperature, f"{name}.val_ece_uncalibrated": result.ece_before,
+                           f"{name}.val_ece_calibrated": result.ece_after})
+    _tracking.log_figure(reliability_figure(result.probs_before, result.probs_after, result.labels,
+                                            f"{name} on val, T = {result.temperature:.3f}"),
+                         f"training/{name}/reliability_val.png")
+    log_metadata(metadata={"temperature": result.temperature, "val_ece_uncalibrated": result.ece_before,
+                           "val_ece_calibrated": result.ece_after})

@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from speech_emotion.calibration import apply_temperature
 from speech_emotion.corpora.common import EMOTIONS
 from speech_emotion.datasets import make_dataset, n_examples
 
@@ -43,12 +44,16 @@ class TrainedModel:
     scaled: bool = True
     #: label in reports and MLflow (default: the family), e.g. "cnn2d_lstm_no_scaled"
     name: str = ""
+    #: temperature scaling of the probabilities (:mod:`speech_emotion.calibration`), fitted on the
+    #: validation split after training; 1.0 leaves the network's softmax as it is
+    temperature: float = 1.0
 
     def __post_init__(self) -> None:
         # JSON (the materializer's meta.json) gives lists back for tuples
         self.input_name = normalize_input_name(self.input_name)
         self.classes = tuple(self.classes)
         self.name = self.name or self.family
+        self.temperature = float(self.temperature)
 
     @property
     def n_params(self) -> int:
@@ -58,13 +63,16 @@ class TrainedModel:
         """What ``self.model`` reads from ``features``: an array, or a list of arrays for a multi-input model."""
         return model_inputs(features, self.input_name)
 
-    def predict_proba(self, features, batch_size: int = 64) -> np.ndarray:
+    def predict_proba(self, features, batch_size: int = 64, calibrated: bool = True) -> np.ndarray:
+        """(N, C) class probabilities, with the model's temperature applied (``calibrated=False``:
+        the network's own softmax, what the temperature is fitted on)."""
         x = self.inputs(features)
         if n_examples(x) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
         # batches gathered from the (memory-mapped) arrays, never one whole-array tensor
         ds = make_dataset(x, None, batch_size, shuffle=False, seed=0)
-        return np.asarray(self.model.predict(ds, verbose=0), dtype=np.float32)
+        probs = np.asarray(self.model.predict(ds, verbose=0), dtype=np.float32)
+        return apply_temperature(probs, self.temperature) if calibrated else probs
 
     def timed_predict_proba(self, features, batch_size: int = 64) -> tuple[np.ndarray, float]:
         """Probabilities and the wall time to predict the whole set (the seed's inference time).
@@ -93,6 +101,7 @@ def save_trained(trained: TrainedModel, folder: str, stem: str = "model") -> Non
         "feature_params": trained.feature_params,
         "scaled": trained.scaled,
         "name": trained.name,
+        "temperature": trained.temperature,
     }
     with open(os.path.join(folder, f"{stem}.json"), "w") as f:
         json.dump(meta, f, indent=2)
@@ -110,4 +119,5 @@ def load_trained(folder: str, stem: str = "model") -> TrainedModel:
     model = keras.saving.load_model(os.path.join(folder, f"{stem}.keras"), custom_objects=register_custom_objects())
     with open(os.path.join(folder, f"{stem}.json")) as f:
         meta = json.load(f)
+    # written before calibration existed: no temperature, i.e. 1.0 (the dataclass default)
     return TrainedModel(model=model, **meta)
