@@ -61,6 +61,7 @@ from steps import (
     ingest_corpora,
     promote_model,
     register_model,
+    resolve_feature_params,
     scale_features,
     split_dataset,
     train_model,
@@ -375,6 +376,11 @@ def compose_models(
     return out
 
 
+def _feature_params(utterances, features: FeatureConfig):
+    """The feature parameters, or with ``duration_s: auto`` the step that resolves them from ``utterances``."""
+    return resolve_feature_params(utterances, features) if features.duration_s == "auto" else features.params()
+
+
 def compose_training(
     utterances,
     rejected,
@@ -402,7 +408,7 @@ def compose_training(
     Returns the promotion step's output."""
     train_utt, val_utt, test_utt = named(split_dataset(utterances, split),
                                          "train_utterances", "val_utterances", "test_utterances")
-    params = features.params()
+    params = _feature_params(train_utt, features)
     analyse_dataset(utterances, rejected, train_utt, val_utt, test_utt, params)
     # workers and the cache folder change how, not what: kept out of the steps' cache keys
     extract = with_resources(extract_features, resources).with_options(
@@ -465,7 +471,8 @@ def compose_protocol(
     fold_ids = sorted(int(k) for k in folds_table.load()["fold"].unique())
     extract = with_resources(extract_features, resources).with_options(
         extra={"workers": features.workers, "cache_dir": features.cache_dir})
-    all_raw = extract(utterances, features.params(), id="extract_features")
+    params = _feature_params(utterances, features)
+    all_raw = extract(utterances, params, id="extract_features")
     all_functionals: dict[str, Any] = {}  # per kind, extracted once when the baseline first asks
     description = describe_protocol(evaluation, split)
     members_average = ensemble.average

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from speech_emotion.corpora.common import CORPORA
 from speech_emotion.corpora.custom import CustomCorpus
-from speech_emotion.features import LOGMEL_STD_FLOOR, FeatureParams
+from speech_emotion.features import LOGMEL_STD_FLOOR, FeatureParams, auto_duration
 from speech_emotion.models.cnn_lstm import CnnLstmHParams
 
 __all__ = [
@@ -172,6 +172,11 @@ class FeatureConfig(FeatureParams):
 
     model_config = ConfigDict(frozen=False, extra="forbid")
 
+    #: seconds every clip is padded or cut to; ``auto``: the ``duration_percentile`` of the training
+    #: split's clip durations, at most ``max_duration_s``, rounded up to a whole hop (the seed: 8.0)
+    duration_s: float | Literal["auto"] = 8.0
+    duration_percentile: float = Field(100.0, gt=0, le=100)
+    max_duration_s: float = Field(8.0, gt=0)
     #: content-addressed cache of per-clip features; relative to the project root, or a URL (s3://...)
     cache_dir: str | None = "data/cache/features"
     workers: int = Field(1, ge=1)
@@ -181,8 +186,16 @@ class FeatureConfig(FeatureParams):
     #: log-mel standard deviations below this fraction of the pooled one are raised to it (0: no floor)
     logmel_std_floor: float = Field(LOGMEL_STD_FLOOR, ge=0, le=1)
 
-    def params(self) -> FeatureParams:
-        return FeatureParams(**self.model_dump(include=set(FeatureParams.model_fields)))
+    def params(self, durations_s=None) -> FeatureParams:
+        """The feature parameters; with ``duration_s: auto``, the length is resolved from
+        ``durations_s``, the training clips' durations (:func:`speech_emotion.features.auto_duration`)."""
+        values = self.model_dump(include=set(FeatureParams.model_fields))
+        if self.duration_s == "auto":
+            if durations_s is None:
+                raise ValueError("features.duration_s is 'auto': the training clips' durations are needed to resolve it")
+            values["duration_s"] = auto_duration(durations_s, self.duration_percentile, self.max_duration_s,
+                                                 self.sample_rate, self.hop_length)
+        return FeatureParams(**values)
 
 
 class ModelConfig(_Config):

@@ -80,6 +80,20 @@ class FeatureParams(BaseModel):
         return hashlib.sha1(blob).hexdigest()[:12]
 
 
+def auto_duration(durations_s, percentile: float = 100.0, max_duration_s: float = 8.0, sample_rate: int = 16000,
+                  hop_length: int = 512) -> float:
+    """The clip length of ``features.duration_s: auto``: the ``percentile`` of ``durations_s`` (the
+    training clips'), at most ``max_duration_s``, rounded up to a whole number of hops so that the
+    last frame is not half padding. Clips shorter than it are padded, longer ones cut."""
+    d = np.asarray(durations_s, dtype=np.float64)
+    d = d[np.isfinite(d) & (d > 0)]
+    if d.size == 0:
+        raise ValueError("features.duration_s 'auto' needs the training clips' durations; the training split has none")
+    seconds = min(float(np.percentile(d, percentile)), float(max_duration_s))
+    hops = int(np.ceil(seconds * sample_rate / hop_length - 1e-9))
+    return max(1, hops) * hop_length / sample_rate
+
+
 @dataclass
 class ClipFeatures:
     mfcc: np.ndarray  # (n_mfcc,)

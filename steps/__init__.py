@@ -6,7 +6,7 @@ from steps.compare import compare_models
 from steps.deploy import build_predictor, promote_model, register_model
 from steps.ensemble import ensemble_models
 from steps.evaluate import evaluate_model
-from steps.features import extract_features, scale_features
+from steps.features import extract_features, resolve_feature_params, scale_features
 from steps.ingest import ingest_corpora
 from steps.split import split_dataset
 from steps.stacking import train_stacking_model
@@ -23,6 +23,7 @@ __all__ = [
     "ingest_corpora",
     "promote_model",
     "register_model",
+    "resolve_feature_params",
     "scale_features",
     "split_dataset",
     "train_model",

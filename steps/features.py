@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -9,10 +10,13 @@ import pandas as pd
 from zenml import get_step_context, step
 
 from materializers import FeatureScalerMaterializer, FeatureSetMaterializer
+from speech_emotion.config import FeatureConfig
 from speech_emotion.corpora.common import EMOTION_TO_INDEX
 from speech_emotion.features import LOGMEL_STD_FLOOR, FeatureParams, FeatureScaler, FeatureSet, extract_features as extract
 from speech_emotion.storage import is_url
 from steps import _tracking
+
+logger = logging.getLogger(__name__)
 
 
 def runtime_settings() -> tuple[int, str | None]:
@@ -27,6 +31,16 @@ def runtime_settings() -> tuple[int, str | None]:
 
         cache_dir = str(Path(source_utils.get_source_root()) / cache_dir)
     return int(extra.get("workers", 1)), cache_dir
+
+
+@step
+def resolve_feature_params(utterances: pd.DataFrame, features: FeatureConfig) -> Annotated[FeatureParams, "feature_params"]:
+    """``features.duration_s: auto``: the clip length from ``utterances``' durations (the training
+    split's; the whole corpus in an evaluation run, whose folds share one extraction)."""
+    params = features.params(utterances["duration_s"].to_numpy())
+    logger.info("features.duration_s auto: %.3f s (percentile %g of %d clips' durations, at most %g s)",
+                params.duration_s, features.duration_percentile, len(utterances), features.max_duration_s)
+    return params
 
 
 @step(output_materializers=FeatureSetMaterializer)

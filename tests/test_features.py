@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import soundfile as sf
 
@@ -260,3 +261,34 @@ def test_scaler_npz_keeps_the_logmel_scaling_and_reads_old_files():
     np.testing.assert_array_equal(old.transform(fs).logmel, element.transform(fs).logmel)
     with pytest.raises(ValueError, match="logmel_scaling"):
         FeatureScaler(logmel_scaling="global")
+
+
+def test_auto_duration_is_the_percentile_of_the_training_clips_capped_and_a_whole_number_of_hops():
+    from speech_emotion.features import auto_duration
+
+    durations = [1.0, 2.0, 2.5, 3.0, 12.0]
+    assert auto_duration(durations, 100, 8.0) == 8.0  # capped: 250 hops of 512 samples at 16 kHz
+    assert auto_duration(durations, 50, 8.0) == 79 * 512 / 16000  # 2.5 s is 78.1 hops: rounded up to 79
+    assert auto_duration(durations, 100, 8.0, sample_rate=8000, hop_length=256) == 8.0
+    assert auto_duration([1.6, float("nan"), 0.0], 100, 8.0) == 1.6  # 50 hops exactly; unknown durations ignored
+    with pytest.raises(ValueError, match="training split has none"):
+        auto_duration([], 100, 8.0)
+
+
+def test_feature_config_auto_resolves_from_the_training_durations_and_the_step_does_too():
+    from pydantic import ValidationError
+
+    from speech_emotion.config import FeatureConfig
+    from steps.features import resolve_feature_params
+
+    config = FeatureConfig(duration_s="auto", duration_percentile=90, max_duration_s=4.0)
+    train = pd.DataFrame({"duration_s": np.linspace(1.0, 3.0, 21)})  # its 90th percentile: 2.8 s
+    params = config.params(train["duration_s"])
+    assert params.duration_s == 88 * 512 / 16000 and params.n_frames == 1 + params.n_samples // 512
+    assert resolve_feature_params.entrypoint(train, config) == params
+    assert params.model_dump(exclude={"duration_s"}) == FeatureConfig().params().model_dump(exclude={"duration_s"})
+    with pytest.raises(ValueError, match="durations are needed"):
+        config.params()
+    with pytest.raises(ValidationError):
+        FeatureConfig(duration_s="long")
+    assert FeatureConfig().params().duration_s == 8.0  # the seed's length stays the default

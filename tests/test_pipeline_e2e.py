@@ -91,7 +91,12 @@ def test_training_pipeline_end_to_end(e2e_tmp, stack_id):
     assert (rejected["reason"] == "excluded_label").any()
 
     train = run.steps["scale_features"].outputs["train_features"][0].load()
-    assert train.scaled and train.logmel.shape[1:] == (128, 251)
+    # features.duration_s auto (configs/test.yaml): the longest training clip, in whole hops, not the seed's 8 s
+    params = run.steps["resolve_feature_params"].outputs["feature_params"][0].load()
+    train_utt = run.steps["split_dataset"].outputs["train_utterances"][0].load()
+    assert train_utt["duration_s"].max() <= params.duration_s < train_utt["duration_s"].max() + 512 / 16000
+    assert train.scaled and train.logmel.shape[1:] == (128, params.n_frames) and params.n_frames < 251
+    assert train.params["duration_s"] == params.duration_s
     assert isinstance(train.logmel, np.memmap)  # .npy, memory-mapped, not a pickle
 
     best = run.steps["tune_cnn2d_lstm"].outputs["best_hparams"][0].load()
@@ -127,7 +132,7 @@ def test_training_pipeline_end_to_end(e2e_tmp, stack_id):
     report = run.steps["analyse_dataset"].outputs["dataset_report"][0].load()
     assert "Table 1" in report and "data:image/png;base64" in report
     assert "Inputs over time (seed section 4)" in report  # log-mel and chromagram of two clips per class
-    assert train.n_frames.shape == (len(train),) and 0 < train.n_frames.min() <= train.n_frames.max() <= 251
+    assert train.n_frames.shape == (len(train),) and 0 < train.n_frames.min() <= train.n_frames.max() <= params.n_frames
     band = run.steps["scale_features_logmel_band"].outputs["scaler"][0].load()
     assert band.logmel_scaling == "band" and band.scalers["logmel"].mean_.shape == (128,)
 
