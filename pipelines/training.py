@@ -348,7 +348,7 @@ def compose_models(
         other = other_logmel_scaling(features.logmel_scaling)
         train_o, val_o, test_o = named(opt(scale_features)(
             train_raw, val_raw, test_raw, scale=True, logmel_scaling=other, std_floor=features.logmel_std_floor,
-            track=False, id=f"scale_features_logmel_{other}{suffix}",
+            mask_padding=features.mask_padding, track=False, id=f"scale_features_logmel_{other}{suffix}",
         ), "train_features", "val_features", "test_features")
         for family in logmel_families(ablation.families):
             name = f"{family}_logmel_{other}"
@@ -418,7 +418,7 @@ def compose_training(
     test_raw = extract(test_utt, params, id="extract_test_features")
     scaler, train_f, val_f, test_f = named(scale_features(
         train_raw, val_raw, test_raw, scale=features.scale, logmel_scaling=features.logmel_scaling,
-        std_floor=features.logmel_std_floor,
+        std_floor=features.logmel_std_floor, mask_padding=features.mask_padding,
     ), "scaler", "train_features", "val_features", "test_features")
     description = describe_protocol(EvaluationConfig(), split)
 
@@ -483,7 +483,7 @@ def compose_protocol(
                                              "train_raw", "val_raw", "test_raw")
         train_f, val_f, test_f = named(scale_features.with_options(experiment_tracker=False)(
             train_raw, val_raw, test_raw, scale=features.scale, logmel_scaling=features.logmel_scaling,
-            std_floor=features.logmel_std_floor, id=f"scale_features{suffix}"),
+            std_floor=features.logmel_std_floor, mask_padding=features.mask_padding, id=f"scale_features{suffix}"),
             "train_features", "val_features", "test_features")
 
         def functionals(kind: str, k=k, suffix=suffix) -> dict[str, Any]:

@@ -185,6 +185,9 @@ class FeatureConfig(FeatureParams):
     logmel_scaling: Literal["element", "band"] = "element"
     #: log-mel standard deviations below this fraction of the pooled one are raised to it (0: no floor)
     logmel_std_floor: float = Field(LOGMEL_STD_FLOOR, ge=0, le=1)
+    #: the scaled log-mel's padding frames are set to 0, and the LSTMs, attention and pooling of the
+    #: 2-D families skip them (:mod:`speech_emotion.models.masking`); false: the seed's, padding is read
+    mask_padding: bool = True
 
     def params(self, durations_s=None) -> FeatureParams:
         """The feature parameters; with ``duration_s: auto``, the length is resolved from

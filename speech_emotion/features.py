@@ -429,10 +429,16 @@ class FeatureScaler:
 
     The floored statistics are the fitted scaler's own (``scale_``), so a saved
     scaler (``.npz``) and the predictor scale exactly as training did.
+
+    ``zero_padding``: after scaling, the log-mel frames past each clip's ``n_frames``
+    are set to exactly 0, which is how the 2-D families find the padding to mask
+    (:mod:`speech_emotion.models.masking`); off (the seed's), the padding is scaled like
+    the rest and no frame is masked.
     """
 
     scalers: dict = field(default_factory=dict)
     logmel_scaling: str = "element"
+    zero_padding: bool = False
 
     def __post_init__(self) -> None:
         if self.logmel_scaling not in LOGMEL_SCALINGS:
@@ -440,10 +446,10 @@ class FeatureScaler:
 
     @classmethod
     def fit(cls, features: FeatureSet, batch: int = 512, logmel_scaling: str = "element",
-            std_floor: float = LOGMEL_STD_FLOOR) -> "FeatureScaler":
+            std_floor: float = LOGMEL_STD_FLOOR, zero_padding: bool = False) -> "FeatureScaler":
         from sklearn.preprocessing import StandardScaler
 
-        out = cls(logmel_scaling=logmel_scaling)
+        out = cls(logmel_scaling=logmel_scaling, zero_padding=zero_padding)
         for kind in FEATURE_KINDS:
             arr = getattr(features, kind)
             scaler = StandardScaler()
@@ -469,13 +475,15 @@ class FeatureScaler:
         arrays = {f"{kind}.{name}": np.asarray(getattr(scaler, name))
                   for kind, scaler in self.scalers.items() for name in self._FIELDS}
         arrays[f"{_META}.logmel_scaling"] = np.asarray(self.logmel_scaling)
+        arrays[f"{_META}.zero_padding"] = np.asarray(self.zero_padding)
         buf = io.BytesIO()
         np.savez(buf, **arrays)
         return buf.getvalue()
 
     @classmethod
     def from_npz(cls, blob: bytes) -> "FeatureScaler":
-        """A scaler saved by :meth:`to_npz`; one saved before ``logmel_scaling`` existed is ``element``."""
+        """A scaler saved by :meth:`to_npz`; one saved before ``logmel_scaling`` existed is ``element``,
+        one saved before ``zero_padding`` existed leaves the padding as scaled."""
         import io
 
         from sklearn.preprocessing import StandardScaler
@@ -490,7 +498,8 @@ class FeatureScaler:
             scaler.n_features_in_ = scaler.mean_.shape[0]
             scalers[kind] = scaler
         mode = str(data[f"{_META}.logmel_scaling"]) if f"{_META}.logmel_scaling" in data.files else "element"
-        return cls(scalers, logmel_scaling=mode)
+        zero = bool(data[f"{_META}.zero_padding"]) if f"{_META}.zero_padding" in data.files else False
+        return cls(scalers, logmel_scaling=mode, zero_padding=zero)
 
     def _transform_chunk(self, kind: str, chunk: np.ndarray) -> np.ndarray:
         scaler = self.scalers[kind]
@@ -507,6 +516,9 @@ class FeatureScaler:
             out = np.empty(arr.shape, np.float32)
             for start in range(0, len(features), batch):
                 out[start : start + batch] = self._transform_chunk(kind, np.asarray(arr[start : start + batch]))
+            if kind == "logmel" and self.zero_padding and out.ndim == 3:
+                clip = np.arange(out.shape[2])[None, :] < np.asarray(features.n_frames)[:, None]  # (N, frames)
+                out *= clip[:, None, :]
             scaled[kind] = out
         return FeatureSet(
             utterance_ids=np.asarray(features.utterance_ids),

@@ -67,7 +67,7 @@ def extract_features(utterances: pd.DataFrame, params: FeatureParams) -> Annotat
 )
 def scale_features(
     train: FeatureSet, val: FeatureSet, test: FeatureSet, scale: bool = True, logmel_scaling: str = "element",
-    std_floor: float = LOGMEL_STD_FLOOR, track: bool = True,
+    std_floor: float = LOGMEL_STD_FLOOR, track: bool = True, mask_padding: bool = False,
 ) -> tuple[
     Annotated[FeatureScaler, "scaler"],
     Annotated[FeatureSet, "train_features"],
@@ -79,8 +79,8 @@ def scale_features(
     ``features.*`` describe the main one."""
     if track:
         _tracking.log_params("features", {**train.params, "scale": scale, "logmel_scaling": logmel_scaling,
-                                          "logmel_std_floor": std_floor})
+                                          "logmel_std_floor": std_floor, "mask_padding": mask_padding})
     if not scale:
         return FeatureScaler(logmel_scaling=logmel_scaling), train, val, test
-    scaler = FeatureScaler.fit(train, logmel_scaling=logmel_scaling, std_floor=std_floor)
+    scaler = FeatureScaler.fit(train, logmel_scaling=logmel_scaling, std_floor=std_floor, zero_padding=mask_padding)
     return scaler, scaler.transform(train), scaler.transform(val), scaler.transform(test)

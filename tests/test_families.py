@@ -273,3 +273,33 @@ def test_transformer_learning_rate_warms_up_and_the_schedule_survives_saving(tmp
                                                {**hp, "warmup_steps": 0})
     assert float(flat.optimizer.learning_rate) == pytest.approx(1e-3)
     assert CnnTransformerHParams().warmup_steps == 50 and CnnTransformerHParams().position_encoding
+
+
+@pytest.mark.parametrize("name", ["cnn2d_lstm", "cnn_lstm_fused", "cnn_transformer"])
+def test_padding_is_masked_more_padding_leaves_the_prediction_and_unmasked_padding_does_not(name):
+    """The LSTM, attention and pooling skip the zero padding frames (speech_emotion.models.masking)."""
+    import keras
+
+    family = get_family(name)
+    features = _features(4, seed=5, frames=24)
+    clip_frames = np.array([24, 17, 9, 3])
+    short, longer = np.zeros((4, 16, 40), np.float32), np.zeros((4, 16, 120), np.float32)
+    for i, n in enumerate(clip_frames):
+        short[i, :, :n] = longer[i, :, :n] = features.logmel[i, :, :n]
+
+    def inputs(logmel):
+        return [features.mfcc, logmel] if family.multi_input else logmel
+
+    models = []
+    for frames in (40, 120):
+        keras.utils.set_random_seed(0)
+        shapes = ((40,), (16, frames)) if family.multi_input else (16, frames)
+        models.append(family.build(shapes, 7, TINY[name]))
+    models[1].set_weights(models[0].get_weights())
+    probs = models[0].predict(inputs(short), verbose=0)
+    np.testing.assert_allclose(models[1].predict(inputs(longer), verbose=0), probs, atol=1e-5, rtol=0)
+    # padding that is not zero (the seed's scaled padding) is read: the prediction moves
+    read = short.copy()
+    for i, n in enumerate(clip_frames):
+        read[i, :, n:] = 0.5
+    assert np.abs(models[0].predict(inputs(read), verbose=0) - probs).max() > 1e-3

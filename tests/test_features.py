@@ -263,6 +263,27 @@ def test_scaler_npz_keeps_the_logmel_scaling_and_reads_old_files():
         FeatureScaler(logmel_scaling="global")
 
 
+@pytest.mark.parametrize("scaling", ["element", "band"])
+def test_mask_padding_zeroes_the_scaled_padding_frames_only_and_is_saved(scaling):
+    import io
+
+    fs = _padded_set([3, 5, 10, 7])
+    plain = FeatureScaler.fit(fs, logmel_scaling=scaling).transform(fs).logmel
+    scaler = FeatureScaler.fit(fs, logmel_scaling=scaling, zero_padding=True)
+    masked = scaler.transform(fs).logmel
+    for i, n in enumerate(fs.n_frames):
+        np.testing.assert_array_equal(masked[i, :, :n], plain[i, :, :n])  # the clip's frames as before
+        assert not masked[i, :, n:].any() and masked[i, :, :n].any(axis=0).all()  # padding exactly 0, no clip frame
+    loaded = FeatureScaler.from_npz(scaler.to_npz())
+    assert loaded.zero_padding
+    np.testing.assert_array_equal(loaded.transform(fs).logmel, masked)
+    data = dict(np.load(io.BytesIO(scaler.to_npz())))
+    data.pop("meta.zero_padding")  # saved before the option existed: padding left as scaled
+    buf = io.BytesIO()
+    np.savez(buf, **data)
+    assert not FeatureScaler.from_npz(buf.getvalue()).zero_padding
+
+
 def test_auto_duration_is_the_percentile_of_the_training_clips_capped_and_a_whole_number_of_hops():
     from speech_emotion.features import auto_duration
 

@@ -87,8 +87,9 @@ def register_custom_objects() -> dict[str, type]:
     ``load_model(path, custom_objects=register_custom_objects())``.
     """
     from speech_emotion.models.cnn_transformer import register_custom_objects as transformer_objects
+    from speech_emotion.models.masking import LAYER_NAME, PACKAGE, padding_mask_class
 
-    return dict(transformer_objects())
+    return {**transformer_objects(), f"{PACKAGE}>{LAYER_NAME}": padding_mask_class()}
 
 
 # Keras already loaded (e.g. the materializer imports keras, then this package): registering is free.

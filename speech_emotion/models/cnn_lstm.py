@@ -220,8 +220,11 @@ def classifier_head(x, n_classes: int, name: str = "classifier"):
 
 
 def cnn2d_lstm_branch(inputs, hp, prefix: str = ""):
-    """(n_mels, n_frames) -> conv blocks -> LSTM over time; returns the LSTM output (after dropout)."""
+    """(n_mels, n_frames) -> conv blocks -> LSTM over the clip's time steps (:mod:`speech_emotion.models.masking`);
+    returns the LSTM output (after dropout)."""
     from keras import layers
+
+    from speech_emotion.models.masking import padding_mask, time_factor
 
     x = layers.Reshape((*inputs.shape[1:], 1), name=f"{prefix}add_channel")(inputs)
     for i in range(hp.conv_blocks):
@@ -229,7 +232,9 @@ def cnn2d_lstm_branch(inputs, hp, prefix: str = ""):
     # (mel, time, channels) -> a sequence over time of (mel x channels) vectors
     x = layers.Permute((2, 1, 3), name=f"{prefix}time_major")(x)
     x = layers.Reshape((x.shape[1], x.shape[2] * x.shape[3]), name=f"{prefix}to_sequence")(x)
-    x = layers.LSTM(hp.lstm_units, name=f"{prefix}lstm")(x)
+    # the LSTM stops at the clip's last step: padding frames (zero after scaling) are skipped
+    mask = padding_mask(inputs, time_factor(inputs.shape[2], hp.conv_blocks), f"{prefix}padding_mask")
+    x = layers.LSTM(hp.lstm_units, name=f"{prefix}lstm")(x, mask=mask)
     if hp.dropout:
         x = layers.Dropout(hp.dropout, name=f"{prefix}dropout")(x)
     return x

@@ -30,8 +30,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from speech_emotion.models.cnn_lstm import HParams, _check_shape, classifier_head, compile_classifier, conv_block
+from speech_emotion.models.keras_objects import PACKAGE, custom_class
+from speech_emotion.models.masking import padding_mask, time_factor
 
-PACKAGE = "speech_emotion"
 LAYER_NAME = "TransformerEncoder"
 REGISTERED_NAME = f"{PACKAGE}>{LAYER_NAME}"
 SCHEDULE_NAME = "LinearWarmup"
@@ -67,29 +68,14 @@ class CnnTransformerHParams(HParams):
         return [self.filters_first * 2**i for i in range(self.conv_blocks)]
 
 
-_CLASSES: dict[str, type] = {}
-
-
-def _custom_class(name: str, define) -> type:
-    """The custom Keras class ``name`` made by ``define(keras)`` on first call, registered with Keras."""
-    import keras
-
-    cls = _CLASSES.get(name)
-    if cls is None:
-        cls = _CLASSES[name] = define(keras)
-    # (re-)register: idempotent, and survives someone clearing Keras' global registry
-    keras.saving.get_custom_objects()[f"{PACKAGE}>{name}"] = cls
-    return cls
-
-
 def transformer_encoder_class() -> type:
     """The ``TransformerEncoder`` Keras layer (created on first call; imports Keras), registered with Keras."""
-    return _custom_class(LAYER_NAME, _define_transformer_encoder)
+    return custom_class(LAYER_NAME, _define_transformer_encoder)
 
 
 def warmup_schedule_class() -> type:
     """The ``LinearWarmup`` learning-rate schedule (created on first call), registered with Keras."""
-    return _custom_class(SCHEDULE_NAME, _define_warmup_schedule)
+    return custom_class(SCHEDULE_NAME, _define_warmup_schedule)
 
 
 def _define_warmup_schedule(keras) -> type:
@@ -171,18 +157,23 @@ def _define_transformer_encoder(keras) -> type:
             self.norm_ffn.build(input_shape)
             super().build(input_shape)
 
-        def call(self, inputs, training=None):
-            if self.position_encoding:
-                from keras import ops
+        def call(self, inputs, mask=None, training=None):
+            from keras import ops
 
+            if self.position_encoding:
                 inputs = inputs + sinusoidal_positions(ops.shape(inputs)[1], inputs.shape[-1], inputs.dtype)[None]
-            attended = self.attention(inputs, inputs, training=training)
+            # (batch, steps) bool mask of the clip's steps: no step attends to the padding
+            keys = None if mask is None else ops.repeat(ops.expand_dims(mask, 1), ops.shape(inputs)[1], axis=1)
+            attended = self.attention(inputs, inputs, attention_mask=keys, training=training)
             x = self.norm_attention(inputs + self.drop_attention(attended, training=training))
             y = self.ffn_out(self.ffn_in(x))
             return self.norm_ffn(x + self.drop_ffn(y, training=training))
 
         def compute_output_shape(self, input_shape):
             return tuple(input_shape)
+
+        def compute_mask(self, inputs, mask=None):
+            return mask
 
         def get_config(self) -> dict[str, Any]:
             config = super().get_config()
@@ -223,9 +214,10 @@ def build_cnn_transformer(input_shape: tuple[int, ...], n_classes: int, hp: CnnT
     x = layers.Reshape((x.shape[1], x.shape[2] * x.shape[3]), name="to_sequence")(x)
     if hp.d_model:
         x = layers.Dense(hp.d_model, name="projection")(x)
+    mask = padding_mask(inputs, time_factor(inputs.shape[2], hp.conv_blocks), "padding_mask")
     x = encoder_cls(hp.num_heads, hp.key_dim, hp.ff_dim, hp.dropout, position_encoding=hp.position_encoding,
-                    name="transformer")(x)
-    x = layers.GlobalAveragePooling1D(name="time_pool")(x)
+                    name="transformer")(x, mask=mask)
+    x = layers.GlobalAveragePooling1D(name="time_pool")(x, mask=mask)  # the mean over the clip's steps
     if hp.dropout:
         x = layers.Dropout(hp.dropout, name="dropout")(x)
     outputs = classifier_head(x, n_classes)
