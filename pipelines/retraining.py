@@ -33,6 +33,7 @@ from pipelines.training import (
 )
 from speech_emotion.config import (
     AblationConfig,
+    AugmentationConfig,
     CorporaConfig,
     DeployConfig,
     EnsembleConfig,
@@ -71,6 +72,7 @@ def retraining_pipeline(
     promotion: PromotionConfig = PromotionConfig(),
     retrain: RetrainConfig = RetrainConfig(),
     resources: ResourcesConfig = ResourcesConfig(),
+    augmentation: AugmentationConfig = AugmentationConfig(),
 ) -> None:
     """The training pipeline's parameters plus ``retrain``."""
     check_configuration(families, tuning, search_spaces, features, ablation, corpora=corpora, split=split)
@@ -94,5 +96,6 @@ def retraining_pipeline(
         search_spaces=search_spaces, training=training, ensemble=ensemble, stacking=stacking, ablation=ablation,
         deploy=deploy, promotion=promotion, source=source, model=Model(name=retrain.model), resources=resources,
         data_sources=describe_corpora(every_root, synthetic=corpora.synthetic(), custom=custom),
+        augmentation=augmentation,
     )
     archive_old_versions(promoted, model=retrain.model, keep=retrain.keep_versions)

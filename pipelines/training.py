@@ -31,6 +31,7 @@ from pipelines.disk_check import check_storage
 from speech_emotion import storage
 from speech_emotion.config import (
     AblationConfig,
+    AugmentationConfig,
     CorporaConfig,
     DeployConfig,
     EnsembleConfig,
@@ -53,6 +54,7 @@ from speech_emotion.protocols import describe as describe_protocol
 from speech_emotion.provenance import code_fingerprint
 from steps import (
     analyse_dataset,
+    augment_training_features,
     build_predictor,
     compare_models,
     ensemble_models,
@@ -381,6 +383,17 @@ def _feature_params(utterances, features: FeatureConfig):
     return resolve_feature_params(utterances, features) if features.duration_s == "auto" else features.params()
 
 
+def _augmented(train_raw, utterances, params, features: FeatureConfig, augmentation: AugmentationConfig,
+               resources: ResourcesConfig, suffix: str = ""):
+    """The training split's features, followed by their augmented copies when ``augmentation.copies``
+    (after the split: validation and test are never augmented)."""
+    if not augmentation.copies:
+        return train_raw
+    augment = with_resources(augment_training_features, resources).with_options(
+        extra={"workers": features.workers, "cache_dir": features.cache_dir})
+    return augment(train_raw, utterances, params, augmentation, id=f"augment_train_features{suffix}")
+
+
 def compose_training(
     utterances,
     rejected,
@@ -401,6 +414,7 @@ def compose_training(
     model=None,
     resources: ResourcesConfig = ResourcesConfig(),
     data_sources: dict[str, dict] | None = None,
+    augmentation: AugmentationConfig = AugmentationConfig(),
 ):
     """The holdout step graph from the utterance table to the promotion gate, shared by the training
     and retraining pipelines. ``model`` (a ``zenml.Model``) is given to the deployment steps when the
@@ -413,7 +427,8 @@ def compose_training(
     # workers and the cache folder change how, not what: kept out of the steps' cache keys
     extract = with_resources(extract_features, resources).with_options(
         extra={"workers": features.workers, "cache_dir": features.cache_dir})
-    train_raw = extract(train_utt, params, id="extract_train_features")
+    train_raw = _augmented(extract(train_utt, params, id="extract_train_features"), train_utt, params, features,
+                           augmentation, resources)
     val_raw = extract(val_utt, params, id="extract_val_features")
     test_raw = extract(test_utt, params, id="extract_test_features")
     scaler, train_f, val_f, test_f = named(scale_features(
@@ -460,6 +475,7 @@ def compose_protocol(
     stacking: StackingConfig,
     ablation: AblationConfig,
     resources: ResourcesConfig = ResourcesConfig(),
+    augmentation: AugmentationConfig = AugmentationConfig(),
 ):
     """An evaluation run: the protocol's folds (leakage-checked), features and functionals extracted
     once for every utterance, then per fold: its slices, a scaler fitted on its train part, and
@@ -481,6 +497,7 @@ def compose_protocol(
         suffix = f"_fold{k}"
         train_raw, val_raw, test_raw = named(fold_features(all_raw, folds_table, fold=k, id=f"fold_features{suffix}"),
                                              "train_raw", "val_raw", "test_raw")
+        train_raw = _augmented(train_raw, utterances, params, features, augmentation, resources, suffix)
         train_f, val_f, test_f = named(scale_features.with_options(experiment_tracker=False)(
             train_raw, val_raw, test_raw, scale=features.scale, logmel_scaling=features.logmel_scaling,
             std_floor=features.logmel_std_floor, mask_padding=features.mask_padding, id=f"scale_features{suffix}"),
@@ -561,6 +578,7 @@ def training_pipeline(
     promotion: PromotionConfig = PromotionConfig(),
     evaluation: EvaluationConfig = EvaluationConfig(),
     resources: ResourcesConfig = ResourcesConfig(),
+    augmentation: AugmentationConfig = AugmentationConfig(),
 ) -> None:
     """``families`` maps each family to train to its hyperparameters: fixed when tuning is off;
     when it is on, they stay fixed and the rest of the family's search space (or the
@@ -584,11 +602,12 @@ def training_pipeline(
         compose_protocol(
             utterances, evaluation=evaluation, split=split, features=features, families=families, tuning=tuning,
             search_spaces=search_spaces, training=training, ensemble=ensemble, stacking=stacking, ablation=ablation,
-            resources=resources,
+            resources=resources, augmentation=augmentation,
         )
         return
     compose_training(
         utterances, rejected, every_root, split=split, features=features, families=families, tuning=tuning,
         search_spaces=search_spaces, training=training, ensemble=ensemble, stacking=stacking, ablation=ablation,
         deploy=deploy, promotion=promotion, source=source, resources=resources, data_sources=data_sources,
+        augmentation=augmentation,
     )

@@ -324,6 +324,38 @@ class AblationConfig(_Config):
     families: list[str] = Field(default_factory=lambda: ["cnn1d_lstm", "cnn2d_lstm"])
 
 
+class AugmentationConfig(_Config):
+    """Augmented copies of the training clips (:mod:`speech_emotion.augmentation`): ``copies`` per clip
+    (0: none, the seed's); a range or a count set to null or 0 switches that part off."""
+
+    copies: int = Field(0, ge=0)
+    #: additive white noise at a signal-to-noise ratio (dB) drawn from this range
+    noise_snr_db: tuple[float, float] | None = (10.0, 30.0)
+    #: speed perturbation factor (tempo and pitch together) drawn from this range
+    speed: tuple[float, float] | None = (0.9, 1.1)
+    #: pitch shift in semitones (tempo kept) drawn from this range
+    pitch_semitones: tuple[float, float] | None = (-2.0, 2.0)
+    #: SpecAugment masks on the log-mel: bands of up to 1/10 of the clip's frames, of up to 1/8 of the mel bands
+    spec_time_masks: int = Field(2, ge=0)
+    spec_freq_masks: int = Field(2, ge=0)
+    seed: int = Field(0, ge=0)
+
+    @field_validator("noise_snr_db", "speed", "pitch_semitones", mode="before")
+    @classmethod
+    def _off(cls, value):
+        return None if value in (0, None) else value
+
+    @model_validator(mode="after")
+    def _ranges(self) -> "AugmentationConfig":
+        for name in ("noise_snr_db", "speed", "pitch_semitones"):
+            bounds = getattr(self, name)
+            if bounds is not None and bounds[0] > bounds[1]:
+                raise ValueError(f"augmentation.{name}: the range {list(bounds)} runs backwards (low, high)")
+        if self.speed is not None and self.speed[0] <= 0:
+            raise ValueError(f"augmentation.speed: factors must be > 0, got {list(self.speed)}")
+        return self
+
+
 class TrainingConfig(_Config):
     epochs: int = Field(50, ge=1)
     batch_size: int = Field(32, ge=1)

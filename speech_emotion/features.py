@@ -103,6 +103,10 @@ class ClipFeatures:
     n_frames: int = 0  # log-mel frames that hold the clip (the rest is padding)
 
 
+#: an augmented copy's utterance id is its clip's path + this + the copy number (speech_emotion.augmentation)
+AUGMENTED_MARK = "#aug"
+
+
 @dataclass
 class FeatureSet:
     """Features of a set of utterances, row-aligned with ``utterance_ids``.
@@ -158,6 +162,17 @@ class FeatureSet:
             params=dict(self.params),
             scaled=self.scaled,
         )
+
+    def originals(self) -> "FeatureSet":
+        """The rows of the clips themselves, without augmented copies (ids ending ``#aug<copy>``)."""
+        copies = np.char.find(np.asarray(self.utterance_ids, dtype=str), AUGMENTED_MARK) >= 0
+        return self if not copies.any() else self.subset(np.flatnonzero(~copies))
+
+    @classmethod
+    def concatenate(cls, parts: Sequence["FeatureSet"]) -> "FeatureSet":
+        """The rows of ``parts``, in order (same parameters and scaling)."""
+        return cls(**{name: np.concatenate([np.asarray(getattr(p, name)) for p in parts]) for name in cls.ARRAYS},
+                   params=dict(parts[0].params), scaled=parts[0].scaled)
 
 
 def _fixed_length(y: np.ndarray, n: int) -> np.ndarray:
@@ -306,9 +321,17 @@ class FeatureCache:
                        self.root, reason(exc), exc.filename or exc)
 
 
-def _extract_one(args: tuple[str, FeatureParams]) -> ClipFeatures:
-    path, params = args
-    return clip_features(load_audio(path, target_sr=params.sample_rate), params)
+def _extract_one(args: tuple) -> ClipFeatures:
+    """The features of one clip; with an augmenter (:class:`speech_emotion.augmentation.Augmenter`),
+    of its augmented copy, drawn from a generator seeded by ``clip_key``."""
+    path, params, augmenter, clip_key = args
+    y = load_audio(path, target_sr=params.sample_rate)
+    if augmenter is None:
+        return clip_features(y, params)
+    rng = augmenter.rng(clip_key)
+    feats = clip_features(augmenter.waveform(y, params.sample_rate, rng), params)
+    feats.logmel = augmenter.spectrogram(feats.logmel, feats.n_frames, -params.top_db, rng)
+    return feats
 
 
 def extract_features(
@@ -320,8 +343,10 @@ def extract_features(
     cache_dir: str | Path | None = None,
     workers: int = 1,
     progress: bool = True,
+    augmenter=None,
 ) -> FeatureSet:
-    """Extract the features of every path (in order), using the cache when given."""
+    """Extract the features of every path (in order), using the cache when given; with ``augmenter``, of
+    each clip's augmented copy (the caller gives ``content_hashes`` that tell copies from originals)."""
     from tqdm.auto import tqdm
 
     n = len(paths)
@@ -338,7 +363,8 @@ def extract_features(
         logger.info("features: %d clips, %d from cache, %d to extract", n, n - len(todo), len(todo))
 
     def results():
-        jobs = [(paths[i], params) for i in todo]
+        jobs = [(paths[i], params, augmenter, content_hashes[i] if content_hashes is not None else paths[i])
+                for i in todo]
         if workers > 1 and len(todo) > 1:
             # spawn, not fork: a forked child of a process that has loaded TensorFlow or ZenML's threads
             # can crash on its first call (seen as "process pool terminated abruptly" in `make demo`)

@@ -35,7 +35,7 @@ NUMERICAL_PACKAGES: tuple[str, ...] = ("numpy", "tensorflow", "keras", "librosa"
 #: libraries the per-clip features depend on
 FEATURE_PACKAGES: tuple[str, ...] = ("numpy", "scipy", "librosa", "soundfile", "soxr")
 #: the modules that compute per-clip features, relative to the package folder
-FEATURE_MODULES: tuple[str, ...] = ("features.py", "audio.py")
+FEATURE_MODULES: tuple[str, ...] = ("features.py", "audio.py", "augmentation.py")
 #: folders beside the package whose code also computes the artifacts
 SIBLING_FOLDERS: tuple[str, ...] = ("steps", "materializers")
 

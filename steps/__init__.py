@@ -6,7 +6,7 @@ from steps.compare import compare_models
 from steps.deploy import build_predictor, promote_model, register_model
 from steps.ensemble import ensemble_models
 from steps.evaluate import evaluate_model
-from steps.features import extract_features, resolve_feature_params, scale_features
+from steps.features import augment_training_features, extract_features, resolve_feature_params, scale_features
 from steps.ingest import ingest_corpora
 from steps.split import split_dataset
 from steps.stacking import train_stacking_model
@@ -15,6 +15,7 @@ from steps.tune import tune_model
 
 __all__ = [
     "analyse_dataset",
+    "augment_training_features",
     "build_predictor",
     "compare_models",
     "ensemble_models",

@@ -34,9 +34,13 @@ def extract_functionals(utterances: pd.DataFrame, kind: str, sample_rate: int = 
     return FunctionalsExtractor(kind, sample_rate).files(utterances["path"].tolist(), progress=True)
 
 
-def _check_aligned(x: np.ndarray, features: FeatureSet, split: str) -> None:
+def _aligned(x: np.ndarray, features: FeatureSet, split: str) -> FeatureSet:
+    """The rows of ``features`` that ``x`` describes: the clips themselves (the baseline's functionals
+    are of the original audio; augmented copies train the networks only)."""
+    features = features.originals()
     if len(x) != len(features):
         raise ValueError(f"{FAMILY}: {len(x)} functionals for {len(features)} {split} utterances")
+    return features
 
 
 @step(experiment_tracker=True)
@@ -45,8 +49,8 @@ def tune_functionals_svm(
     fixed_hparams: dict, grid: dict[str, list], seed: int = 0,
 ) -> tuple[Annotated[dict, "best_hparams"], Annotated[pd.DataFrame, "tuning_trials"]]:
     """The validation grid over C and gamma (Hyperband does not apply): the pair with the best F1-macro."""
-    _check_aligned(train_x, train, "train")
-    _check_aligned(val_x, val, "val")
+    train = _aligned(train_x, train, "train")
+    val = _aligned(val_x, val, "val")
     model = train_functionals_svm(train_x, train.labels, val_x, val.labels,
                                   FunctionalsSvmHParams.from_dict(fixed_hparams), grid=grid, seed=seed)
     trials = pd.DataFrame(model.history["grid"])
@@ -60,7 +64,7 @@ def tune_functionals_svm(
 def train_functionals_svm_model(
     train_x: np.ndarray, train: FeatureSet, hparams: dict, seed: int = 0
 ) -> Annotated[FunctionalsSvm, "functionals_svm_model"]:
-    _check_aligned(train_x, train, "train")
+    train = _aligned(train_x, train, "train")
     hp = FunctionalsSvmHParams.from_dict(hparams)
     _tracking.log_params(f"model.{FAMILY}", {"family": FAMILY, **hp.to_dict()})
     model = train_functionals_svm(train_x, train.labels, train_x[:0], train.labels[:0], hp, seed=seed)
@@ -82,8 +86,8 @@ def evaluate_functionals_svm(
     """The same figures as a network's evaluation, so the baseline sits in the comparison and the ensembles."""
     report = reports.HtmlReport(f"Evaluation of {model.name} (baseline: functionals + SVM)")
     report.paragraph(split_note(split_description))
-    _check_aligned(val_x, val, "val")
-    _check_aligned(test_x, test, "test")
+    val = _aligned(val_x, val, "val")
+    test = _aligned(test_x, test, "test")
     rows, probs, confusion = evaluate_splits(report, model, [("val", val, val_x), ("test", test, test_x)])
     metrics = pd.DataFrame(rows)
     html = report.render()

@@ -10,7 +10,8 @@ import pandas as pd
 from zenml import get_step_context, step
 
 from materializers import FeatureScalerMaterializer, FeatureSetMaterializer
-from speech_emotion.config import FeatureConfig
+from speech_emotion.augmentation import augment_training_set
+from speech_emotion.config import AugmentationConfig, FeatureConfig
 from speech_emotion.corpora.common import EMOTION_TO_INDEX
 from speech_emotion.features import LOGMEL_STD_FLOOR, FeatureParams, FeatureScaler, FeatureSet, extract_features as extract
 from speech_emotion.storage import is_url
@@ -41,6 +42,18 @@ def resolve_feature_params(utterances: pd.DataFrame, features: FeatureConfig) ->
     logger.info("features.duration_s auto: %.3f s (percentile %g of %d clips' durations, at most %g s)",
                 params.duration_s, features.duration_percentile, len(utterances), features.max_duration_s)
     return params
+
+
+@step(output_materializers=FeatureSetMaterializer)
+def augment_training_features(
+    features: FeatureSet, utterances: pd.DataFrame, params: FeatureParams, augmentation: AugmentationConfig
+) -> Annotated[FeatureSet, "features"]:
+    """The training split's features followed by ``augmentation.copies`` augmented copies of each clip
+    (:mod:`speech_emotion.augmentation`; cached per copy like features)."""
+    workers, cache_dir = runtime_settings()
+    out = augment_training_set(features, utterances, augmentation, params, cache_dir=cache_dir, workers=workers)
+    logger.info("augmentation: %d training clips + %d augmented copies", len(features), len(out) - len(features))
+    return out
 
 
 @step(output_materializers=FeatureSetMaterializer)

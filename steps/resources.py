@@ -17,8 +17,8 @@ from speech_emotion.config import ResourcesConfig, StepResources
 #: Keras fitting: a GPU when there is one (tensorflow places work on it by itself)
 GPU_STEPS = ("tune_model", "train_model", "train_stacking_model")
 #: decoding and DSP on CPU cores; the three feature-extraction steps are independent and can run at once
-CPU_STEPS = ("ingest_corpora", "check_for_new_data", "extract_features", "extract_functionals",
-             "tune_functionals_svm", "train_functionals_svm_model")
+CPU_STEPS = ("ingest_corpora", "check_for_new_data", "extract_features", "augment_training_features",
+             "extract_functionals", "tune_functionals_svm", "train_functionals_svm_model")
 
 
 def step_settings(resources: StepResources) -> dict[str, Any]:

@@ -97,6 +97,12 @@ def test_training_pipeline_end_to_end(e2e_tmp, stack_id):
     assert train_utt["duration_s"].max() <= params.duration_s < train_utt["duration_s"].max() + 512 / 16000
     assert train.scaled and train.logmel.shape[1:] == (128, params.n_frames) and params.n_frames < 251
     assert train.params["duration_s"] == params.duration_s
+    # augmentation (configs/test.yaml: one copy) after the split, on the training split only
+    assert len(train) == 2 * len(train_utt)
+    assert [str(u) for u in train.utterance_ids[len(train_utt):]] == [f"{p}#aug1" for p in train.utterance_ids[:len(train_utt)]]
+    for part in ("val_features", "test_features"):
+        held = run.steps["scale_features"].outputs[part][0].load()
+        assert not any("#aug" in str(u) for u in held.utterance_ids)
     assert isinstance(train.logmel, np.memmap)  # .npy, memory-mapped, not a pickle
 
     best = run.steps["tune_cnn2d_lstm"].outputs["best_hparams"][0].load()
