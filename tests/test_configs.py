@@ -34,7 +34,8 @@ def test_profile_validates(path):
     params = config["parameters"]
     signature = _signature(path)
     # retraining versions the model at run time; a protocol run is an evaluation run and versions nothing
-    if "model" in config or not any(kind in path.stem for kind in ("retrain", "protocol")):
+    evaluation_run = params.get("evaluation", {}).get("protocol", "holdout") != "holdout"
+    if "model" in config or not ("retrain" in path.stem or evaluation_run):
         assert config["model"]["name"] == "speech_emotion"
     unknown = set(params) - set(signature)
     assert not unknown, f"{path.name}: unknown pipeline parameters {unknown}"
