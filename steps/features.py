@@ -58,7 +58,7 @@ def augment_training_features(
 
 @step(output_materializers=FeatureSetMaterializer)
 def extract_features(utterances: pd.DataFrame, params: FeatureParams) -> Annotated[FeatureSet, "features"]:
-    """MFCC, chroma, mel means and the 8 s log-mel of every utterance (cached per clip)."""
+    """MFCC, chroma, mel means and the log-mel (``params.duration_s`` long) of every utterance (cached per clip)."""
     workers, cache_dir = runtime_settings()
     return extract(
         paths=utterances["path"].tolist(),
