@@ -133,11 +133,13 @@ def test_training_pipeline_on_s3_with_remote_mlflow(s3_stack, demo_corpus):
     assert features.uri.startswith(f"{bucket}/zenml/")
     before = set(Path(tempfile.gettempdir()).glob("zenml-*"))
     train = features.load()
-    assert train.logmel.shape[1:] == (128, 251) and len(train) > 0
+    params = run.steps["resolve_feature_params"].outputs["feature_params"][0].load()  # duration_s: auto
+    assert train.logmel.shape[1:] == (128, params.n_frames) and len(train) > 0
     assert set(Path(tempfile.gettempdir()).glob("zenml-*")) <= before
-    # the per-clip feature cache is in the bucket: one entry per clip extracted
+    # the per-clip feature cache is in the bucket: one entry per clip extracted and per augmented copy
     cached = [k for k in fs.find(f"{bucket}/cache/features".removeprefix("s3://")) if k.endswith(".npz")]
-    assert len(cached) == len(table)
+    copies = len(train) - len(train.originals())  # configs/test.yaml: one augmented copy of each training clip
+    assert copies > 0 and len(cached) == len(table) + copies
 
     predictor = run.steps["build_predictor"].outputs["predictor"][0]
     assert predictor.uri.startswith(f"{bucket}/zenml/")
