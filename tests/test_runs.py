@@ -74,8 +74,16 @@ def _start(tmp_path, stack_id: str, name: str, seconds: float) -> tuple[subproce
     zenml = os.path.join(os.path.dirname(sys.executable), "zenml")
     proc = subprocess.Popen([zenml, "pipeline", "run", "tests.run_probe.probe_pipeline", "-c", str(config)],
                             cwd=ROOT, env={**os.environ, "ZENML_ACTIVE_STACK_ID": stack_id},
-                            stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+                            stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=_sigint_as_from_a_terminal)
     return proc, log
+
+
+def _sigint_as_from_a_terminal() -> None:
+    """A suite started in the background by a non-interactive shell (``make test &``) inherits SIGINT
+    ignored, and the run rightly leaves an ignored signal ignored (then only ZenML's own handler sees
+    it, and the run ends failed): the probe gets SIGINT with its default action, as from a terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _run_until_first_step(tmp_path, stack_id: str, name: str, sig: int) -> tuple[int, str]:
