@@ -156,6 +156,8 @@ class EvaluationConfig(_Config):
         if "folds" in self.model_fields_set and self.folds != len(self.speaker_folds):
             raise ValueError(f"evaluation.folds is {self.folds} but evaluation.speaker_folds lists "
                              f"{len(self.speaker_folds)} folds: remove one of the two")
+        # the listed folds' count, so that the dumped config (ZenML passes it to the steps) validates again
+        self.folds = len(self.speaker_folds)
         return self
 
     @property

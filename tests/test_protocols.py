@@ -68,6 +68,9 @@ def test_evaluation_config_refuses_what_it_cannot_use():
         EvaluationConfig(protocol="speaker_kfold", speaker_folds=[["a"], ["a", "b"]])
     with pytest.raises(ValidationError, match="evaluation.folds is 3 but evaluation.speaker_folds lists 2"):
         EvaluationConfig(protocol="speaker_kfold", folds=3, speaker_folds=[["a"], ["b"]])
+    # the count comes from the list, and the dumped config validates again, as ZenML does with step inputs
+    listed = EvaluationConfig(protocol="speaker_kfold", speaker_folds=[["a"], ["b"], ["c"]])
+    assert listed.folds == 3 and EvaluationConfig.model_validate(listed.model_dump()) == listed
     with pytest.raises(ValidationError, match="protocol"):
         EvaluationConfig(protocol="random")
     with pytest.raises(ValueError, match="evaluation.folds is 5 but only 3 speakers"):
