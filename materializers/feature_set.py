@@ -1,20 +1,33 @@
 """FeatureSet <-> a folder of ``.npy`` arrays plus ``meta.json``.
 
 Arrays are plain ``.npy`` (no pickle), so on a local artifact store they load
-memory-mapped: a step that reads a 1 GB log-mel set touches only what it uses.
+memory-mapped, read-only: a step that reads a 1 GB log-mel set touches only what it uses.
 From a remote store (S3, GCS) the folder is downloaded to a temporary folder
 that is removed before ``load`` returns (on POSIX the arrays stay memory-mapped
 on the removed files; elsewhere they are read into memory).
+
+Streaming (issue 10): a step gets a folder from :func:`output_folder` and builds its
+FeatureSet there as memory maps (``speech_emotion.features``' ``folder=`` arguments). On a
+local store that folder is the artifact's own, so ``save`` writes only ``meta.json``; on a
+remote one it is a local temporary folder that ``save`` uploads and removes.
+
+``meta.json`` is written last (atomically on a local store, uploaded last to a remote one)
+and records the row count: a folder without it, or whose arrays disagree with it, is a write
+that was interrupted, and ``load`` refuses it rather than serve torn arrays.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from typing import Any, ClassVar
 
 import numpy as np
 from zenml.enums import ArtifactType, VisualizationType
+from zenml.exceptions import StepContextError
+from zenml.io import fileio
 from zenml.materializers.base_materializer import BaseMaterializer
 
 from materializers._files import download_dir, is_local, upload_dir
@@ -22,6 +35,33 @@ from speech_emotion.corpora.common import EMOTIONS
 from speech_emotion.features import FeatureSet
 
 META = "meta.json"
+#: in a folder that a step is still filling: the arrays there are the step's own, not a finished artifact
+SPOOL_MARK = ".spool"
+
+
+def output_folder(output: str) -> str | None:
+    """Where the running step builds its FeatureSet output ``output`` as memory maps: the artifact's folder
+    on a local artifact store, else a new local temporary folder (uploaded and removed by ``save``).
+    None outside a pipeline step (the arrays are then built in memory)."""
+    from zenml import get_step_context
+
+    try:
+        uri = get_step_context().get_output_artifact_uri(output)
+    except (RuntimeError, KeyError, StepContextError):
+        return None
+    folder = uri if is_local(uri) else tempfile.mkdtemp(prefix="ser-features-")
+    open(os.path.join(folder, SPOOL_MARK), "w").close()
+    return folder
+
+
+def _spool(data: FeatureSet) -> str | None:
+    """The folder that a step filled with ``data``'s arrays (every array a memory map there), or None."""
+    names = {getattr(arr, "filename", None) for arr in data.arrays().values()}
+    folders = {os.path.dirname(str(name)) for name in names}
+    if None in names or len(folders) != 1:
+        return None
+    folder = folders.pop()
+    return folder if os.path.exists(os.path.join(folder, SPOOL_MARK)) else None
 
 
 class FeatureSetMaterializer(BaseMaterializer):
@@ -29,12 +69,31 @@ class FeatureSetMaterializer(BaseMaterializer):
     ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.DATA
 
     def save(self, data: FeatureSet) -> None:
+        meta = {"params": data.params, "scaled": data.scaled, "n": len(data)}
+        spool = _spool(data)
+        if spool is not None:  # built in place by the step (streaming): flush, then finish the folder
+            for arr in data.arrays().values():
+                arr.flush()
+            os.remove(os.path.join(spool, SPOOL_MARK))
+            self._finish(spool, meta)
+            if not (is_local(self.uri) and os.path.samefile(spool, self.uri)):
+                shutil.rmtree(spool, ignore_errors=True)
+            return
         with self.get_temporary_directory(delete_at_exit=True) as tmp:
-            for name, arr in data.arrays().items():
-                np.save(os.path.join(tmp, f"{name}.npy"), np.asarray(arr), allow_pickle=False)
-            with open(os.path.join(tmp, META), "w") as f:
-                json.dump({"params": data.params, "scaled": data.scaled}, f, indent=2)
-            upload_dir(tmp, self.uri)
+            for name, arr in data.arrays().items():  # np.save writes a memory map from its pages, not a copy
+                np.save(os.path.join(tmp, f"{name}.npy"), arr, allow_pickle=False)
+            self._finish(tmp, meta)
+
+    def _finish(self, folder: str, meta: dict) -> None:
+        """Put the arrays in ``folder`` at ``self.uri`` (unless they are there) and ``meta.json`` after them."""
+        if is_local(self.uri) and os.path.samefile(folder, self.uri):
+            with open(os.path.join(folder, META + ".tmp"), "w") as f:
+                json.dump(meta, f, indent=2)
+            os.replace(os.path.join(folder, META + ".tmp"), os.path.join(folder, META))
+            return
+        upload_dir(folder, self.uri)
+        with fileio.open(os.path.join(self.uri, META), "w") as f:
+            f.write(json.dumps(meta, indent=2))
 
     def load(self, data_type: type[Any]) -> FeatureSet:
         if is_local(self.uri):
@@ -47,6 +106,9 @@ class FeatureSetMaterializer(BaseMaterializer):
 
     @staticmethod
     def _read(folder: str, uri: str, mmap: bool) -> FeatureSet:
+        if not os.path.exists(os.path.join(folder, META)):
+            raise ValueError(f"feature set {uri} is incomplete: it has no {META}, so writing it was interrupted; "
+                             "re-run the pipeline to extract it again")
         with open(os.path.join(folder, META)) as f:
             meta = json.load(f)
         arrays = {
@@ -57,6 +119,9 @@ class FeatureSetMaterializer(BaseMaterializer):
         if "n_frames" not in arrays:  # an artifact written before n_frames was kept: say so, do not guess
             raise ValueError(f"feature set {uri} has no n_frames (written by an older version of the "
                              "feature code); re-run the pipeline to extract it again")
+        if "n" in meta and (torn := sorted(name for name, arr in arrays.items() if len(arr) != meta["n"])):
+            raise ValueError(f"feature set {uri} is incomplete: {', '.join(torn)} do not hold the {meta['n']} rows "
+                             f"its {META} records; re-run the pipeline to extract it again")
         return FeatureSet(**arrays, params=meta["params"], scaled=meta["scaled"])
 
     def extract_metadata(self, data: FeatureSet) -> dict[str, Any]:

@@ -21,9 +21,12 @@ here recomputes them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -85,10 +88,12 @@ class Augmenter:
 
 
 def augment_training_set(features: FeatureSet, utterances: pd.DataFrame, config: AugmentationConfig,
-                         params: FeatureParams, cache_dir=None, workers: int = 1, progress: bool = True) -> FeatureSet:
+                         params: FeatureParams, cache_dir=None, workers: int = 1, progress: bool = True,
+                         folder: str | Path | None = None) -> FeatureSet:
     """``features`` (a training split's, unscaled) followed by ``config.copies`` augmented copies of each
     of its clips, copy by copy; a copy's ``utterance_ids`` is its clip's path + ``#aug<copy>``.
-    ``utterances`` gives each path's content hash (the copies' cache key and random seed)."""
+    ``utterances`` gives each path's content hash (the copies' cache key and random seed). With
+    ``folder``, the result is built there as memory maps (the copies pass through a sub-folder of it)."""
     if config.copies == 0 or len(features) == 0:
         return features
     paths = [str(p) for p in features.utterance_ids]
@@ -96,13 +101,15 @@ def augment_training_set(features: FeatureSet, utterances: pd.DataFrame, config:
     if hashes.isna().any():
         missing = [p for p, h in zip(paths, hashes) if pd.isna(h)][:3]
         raise ValueError(f"augmentation: no content hash for {missing} in the utterance table")
-    parts = [features]
-    for copy in range(1, config.copies + 1):
-        augmenter = Augmenter(config, copy)
-        extracted = extract_features(paths, features.labels, features.corpus,
-                                     content_hashes=[f"{h}.aug{augmenter.key()}" for h in hashes],
-                                     params=params, cache_dir=cache_dir, workers=workers, progress=progress,
-                                     augmenter=augmenter)
-        extracted.utterance_ids = np.asarray([f"{p}{AUGMENTED_MARK}{copy}" for p in paths])
-        parts.append(extracted)
-    return FeatureSet.concatenate(parts)
+    with contextlib.ExitStack() as stack:
+        parts = [features]
+        for copy in range(1, config.copies + 1):
+            augmenter = Augmenter(config, copy)
+            scratch = None if folder is None else stack.enter_context(tempfile.TemporaryDirectory(dir=folder))
+            extracted = extract_features(paths, features.labels, features.corpus,
+                                         content_hashes=[f"{h}.aug{augmenter.key()}" for h in hashes],
+                                         params=params, cache_dir=cache_dir, workers=workers, progress=progress,
+                                         augmenter=augmenter, folder=scratch)
+            extracted.utterance_ids = np.asarray([f"{p}{AUGMENTED_MARK}{copy}" for p in paths])
+            parts.append(extracted)
+        return FeatureSet.concatenate(parts, folder)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +11,7 @@ import pandas as pd
 from zenml import get_step_context, step
 
 from materializers import FeatureScalerMaterializer, FeatureSetMaterializer
+from materializers.feature_set import output_folder
 from speech_emotion.augmentation import augment_training_set
 from speech_emotion.config import AugmentationConfig, FeatureConfig
 from speech_emotion.corpora.common import EMOTION_TO_INDEX
@@ -51,16 +53,19 @@ def augment_training_features(
     """The training split's features followed by ``augmentation.copies`` augmented copies of each clip
     (:mod:`speech_emotion.augmentation`; cached per copy like features)."""
     workers, cache_dir = runtime_settings()
-    out = augment_training_set(features, utterances, augmentation, params, cache_dir=cache_dir, workers=workers)
+    out = augment_training_set(features, utterances, augmentation, params, cache_dir=cache_dir, workers=workers,
+                               folder=output_folder("features") if augmentation.copies else None)
     logger.info("augmentation: %d training clips + %d augmented copies", len(features), len(out) - len(features))
     return out
 
 
-@step(output_materializers=FeatureSetMaterializer)
+@step(experiment_tracker=True, output_materializers=FeatureSetMaterializer)
 def extract_features(utterances: pd.DataFrame, params: FeatureParams) -> Annotated[FeatureSet, "features"]:
-    """MFCC, chroma, mel means and the log-mel (``params.duration_s`` long) of every utterance (cached per clip)."""
+    """MFCC, chroma, mel means and the log-mel (``params.duration_s`` long) of every utterance (cached per
+    clip), written clip by clip into the artifact's memory maps; the throughput goes to MLflow."""
     workers, cache_dir = runtime_settings()
-    return extract(
+    started = time.perf_counter()
+    features = extract(
         paths=utterances["path"].tolist(),
         labels=utterances["emotion"].map(EMOTION_TO_INDEX).tolist(),
         corpus=utterances["corpus"].tolist(),
@@ -68,7 +73,16 @@ def extract_features(utterances: pd.DataFrame, params: FeatureParams) -> Annotat
         params=params,
         cache_dir=cache_dir,
         workers=workers,
+        folder=output_folder("features"),
     )
+    seconds = time.perf_counter() - started
+    # per invocation (extract_train_features, ...): clips per second, cache hits included
+    try:
+        name = get_step_context().step_run.name
+    except RuntimeError:  # called outside a pipeline
+        name = "extract_features"
+    _tracking.log_metrics({f"{name}_seconds": seconds, f"{name}_clips_per_s": len(features) / max(seconds, 1e-9)})
+    return features
 
 
 @step(
@@ -96,4 +110,5 @@ def scale_features(
     if not scale:
         return FeatureScaler(logmel_scaling=logmel_scaling), train, val, test
     scaler = FeatureScaler.fit(train, logmel_scaling=logmel_scaling, std_floor=std_floor, zero_padding=mask_padding)
-    return scaler, scaler.transform(train), scaler.transform(val), scaler.transform(test)
+    return scaler, *(scaler.transform(part, folder=output_folder(f"{name}_features"))
+                     for name, part in (("train", train), ("val", val), ("test", test)))

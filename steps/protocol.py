@@ -12,6 +12,7 @@ from zenml import get_step_context, log_metadata, step
 from zenml.types import HTMLString
 
 from materializers import FeatureSetMaterializer
+from materializers.feature_set import output_folder
 from speech_emotion import protocols, reports
 from speech_emotion.config import EvaluationConfig, SplitConfig
 from speech_emotion.ensemble import average_probabilities
@@ -61,7 +62,8 @@ def fold_features(
     Annotated[FeatureSet, "test_raw"],
 ]:
     """One fold's train / val / test rows of the features extracted once for every utterance."""
-    parts = [features.subset(protocols.positions(features.utterance_ids, protocols.fold_paths(folds, fold, part)))
+    parts = [features.subset(protocols.positions(features.utterance_ids, protocols.fold_paths(folds, fold, part)),
+                             folder=output_folder(f"{part}_raw"))
              for part in SPLITS]
     return parts[0], parts[1], parts[2]
 

@@ -153,6 +153,101 @@ def test_scaler_and_feature_set_materializers_round_trip(tmp_path, artifact_uri)
         fmat.load(type(fs))
 
 
+# --------------------------------------------------------------------------- streaming into memory maps (issue 10)
+
+
+def _streamed_and_in_memory(tmp_path):
+    paths = [_write(tmp_path, f"s{i}.wav", _clip(0.8 + 0.7 * i, i)) for i in range(5)]
+    args = (paths, [0, 1, 2, 3, 4], ["tess", "crema", "savee", "tess", "ravdess"])
+    params = FeatureParams(duration_s=3.0)
+    folder = tmp_path / "streamed"
+    folder.mkdir()
+    return (extract_features(*args, params=params, progress=False, folder=folder),
+            extract_features(*args, params=params, progress=False), folder)
+
+
+def test_streamed_features_and_scaling_equal_the_in_memory_ones(tmp_path):
+    streamed, in_memory, folder = _streamed_and_in_memory(tmp_path)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{n}.npy" for n in in_memory.ARRAYS)
+    for name in in_memory.ARRAYS:  # every array, ids and labels included, is a memory map in the folder
+        arr = getattr(streamed, name)
+        assert isinstance(arr, np.memmap) and Path(arr.filename).parent == folder, name
+        np.testing.assert_array_equal(np.asarray(arr), getattr(in_memory, name), err_msg=name)
+
+    scaler = FeatureScaler.fit(streamed, logmel_scaling="band", zero_padding=True, batch=2)
+    assert np.array_equal(scaler.to_npz(), FeatureScaler.fit(in_memory, logmel_scaling="band", zero_padding=True,
+                                                              batch=2).to_npz())
+    (tmp_path / "scaled").mkdir()
+    scaled = scaler.transform(streamed, batch=2, folder=tmp_path / "scaled")  # chunks smaller than the set
+    reference = scaler.transform(in_memory)
+    assert Path(scaled.logmel.filename).parent == tmp_path / "scaled"
+    for name in in_memory.ARRAYS:
+        np.testing.assert_array_equal(np.asarray(getattr(scaled, name)), getattr(reference, name), err_msg=name)
+    assert np.all(np.asarray(scaled.logmel)[0, :, in_memory.n_frames[0]:] == 0)  # the padding zeroed per chunk
+
+
+def test_streamed_subset_and_concatenate_equal_the_in_memory_ones(tmp_path, monkeypatch):
+    import speech_emotion.features as features
+
+    streamed, in_memory, _ = _streamed_and_in_memory(tmp_path)
+    monkeypatch.setattr(features, "ROW_CHUNK", 2)  # several chunks per copy
+    index = np.array([4, 0, 3])
+    (tmp_path / "sub").mkdir()
+    sub = streamed.subset(index, folder=tmp_path / "sub")
+    (tmp_path / "cat").mkdir()
+    cat = features.FeatureSet.concatenate([sub, in_memory], folder=tmp_path / "cat")
+    for name in in_memory.ARRAYS:
+        expected = getattr(in_memory, name)
+        np.testing.assert_array_equal(np.asarray(getattr(sub, name)), expected[index], err_msg=name)
+        np.testing.assert_array_equal(np.asarray(getattr(cat, name)), np.concatenate([expected[index], expected]))
+        assert Path(getattr(cat, name).filename).parent == tmp_path / "cat"
+
+
+def test_a_streamed_feature_set_is_finished_in_place_and_loads_read_only(tmp_path, artifact_uri):
+    from materializers import FeatureSetMaterializer
+    from materializers.feature_set import SPOOL_MARK
+
+    uri = Path(artifact_uri, "features")
+    uri.mkdir()
+    (uri / SPOOL_MARK).touch()  # as materializers.feature_set.output_folder leaves it for the step
+    paths = [_write(tmp_path, f"{i}.wav", _clip(1.0 + 0.2 * i, i)) for i in range(3)]
+    fs = extract_features(paths, [0, 1, 2], ["tess"] * 3, progress=False, folder=uri)
+    before = {p.name: p.stat().st_ino for p in uri.glob("*.npy")}
+    mat = FeatureSetMaterializer(uri=str(uri))
+    mat.save(fs)
+    # the step's own files became the artifact (same inodes: nothing was copied), meta.json last
+    assert {p.name: p.stat().st_ino for p in uri.glob("*.npy")} == before
+    assert sorted(p.name for p in uri.iterdir()) == sorted([f"{n}.npy" for n in fs.ARRAYS] + ["meta.json"])
+    back = mat.load(type(fs))
+    for name in fs.ARRAYS:
+        arr = getattr(back, name)
+        assert isinstance(arr, np.memmap) and not arr.flags.writeable, name
+        np.testing.assert_array_equal(np.asarray(arr), np.asarray(getattr(fs, name)))
+    with pytest.raises(ValueError, match="read-only"):
+        back.logmel[0, 0, 0] = 1.0
+
+
+def test_an_interrupted_feature_set_write_is_not_taken_as_finished(tmp_path, artifact_uri):
+    from materializers import FeatureSetMaterializer
+    from materializers.feature_set import SPOOL_MARK
+
+    uri = Path(artifact_uri, "features")
+    uri.mkdir()
+    (uri / SPOOL_MARK).touch()
+    paths = [_write(tmp_path, f"{i}.wav", _clip(1.0, i)) for i in range(3)]
+    fs = extract_features(paths, [0, 1, 2], ["tess"] * 3, progress=False, folder=uri)
+    mat = FeatureSetMaterializer(uri=str(uri))
+    # the step died before save(): every array is there, meta.json is not
+    with pytest.raises(ValueError, match="incomplete: it has no meta.json"):
+        mat.load(type(fs))
+    mat.save(fs)
+    assert len(mat.load(type(fs))) == 3
+    # an array that lost rows after meta.json was written (a torn copy) is refused by name
+    np.save(uri / "labels.npy", np.asarray(fs.labels)[:2])
+    with pytest.raises(ValueError, match="labels do not hold the 3 rows"):
+        mat.load(type(fs))
+
+
 # --------------------------------------------------------------------------- n_frames and log-mel scaling
 
 
