@@ -1,11 +1,15 @@
 """Feature extraction: the seed's per-feature librosa loop versus one STFT per clip.
 
-    python bench/bench_features.py [--clips 200] [--repeat 3]
+    python bench/bench_features.py [--clips 200] [--repeat 3] [--workers 2]
 
 Both compute the same features (MFCC 40, chroma 12, mel 128 means, log-mel
 128 x 251 over 8 s at 16 kHz) from the same wav files, in one process, one
-core. Prints clips per second for each and the speed-up ratio; record the
-output in BENCHMARKS.md with the machine and the command.
+core; the first clips' features are checked equal (float tolerance) before
+timing. Prints milliseconds per clip for each and the speed-up ratio. With
+``--workers N`` it then times ``speech_emotion.features.extract_features`` (no
+cache) with 1, 2, ... N worker processes on the same clips, interleaved, and
+prints the gain over one worker. Record the output in BENCHMARKS.md with the
+machine and the command.
 """
 
 from __future__ import annotations
@@ -67,11 +71,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=1, help="also time extract_features with 1..N processes")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         paths = make_clips(Path(tmp), args.clips)
-        a, b = seed_loop(paths[0]), ours(paths[0])  # warm-up (imports, numba JIT)
-        assert a[3].shape == b[3].shape
+        for path in paths[:5]:  # warm-up (imports, numba JIT), and the same features from both
+            for x, y, name in zip(seed_loop(path), ours(path), ("mfcc", "chroma", "mel", "logmel")):
+                np.testing.assert_allclose(y, x, rtol=1e-4, atol=2e-3, err_msg=f"{name} of {path}")
         seed_t, our_t = [], []
         for _ in range(args.repeat):  # interleaved so machine noise hits both alike
             seed_t.append(time_it(seed_loop, paths))
@@ -82,6 +88,30 @@ def main() -> None:
     print(f"seed per-feature loop: {1000 * s / args.clips:.1f} ms/clip")
     print(f"one STFT per clip:     {1000 * o / args.clips:.1f} ms/clip")
     print(f"speed-up: {s / o:.2f}x")
+    if args.workers > 1:
+        with tempfile.TemporaryDirectory() as tmp:
+            workers_scaling(make_clips(Path(tmp), args.clips), args.workers, args.repeat)
+
+
+def workers_scaling(paths: list[str], max_workers: int, repeat: int) -> None:
+    """``extract_features`` (the pipeline's path, no cache) with 1..max_workers processes, interleaved."""
+    from speech_emotion.features import extract_features
+
+    def run(workers: int) -> float:
+        start = time.perf_counter()
+        extract_features(paths, [0] * len(paths), ["bench"] * len(paths), workers=workers, progress=False)
+        return time.perf_counter() - start
+
+    counts = list(range(1, max_workers + 1))
+    times: dict[int, list[float]] = {w: [] for w in counts}
+    for _ in range(repeat):
+        for w in counts:
+            times[w].append(run(w))
+    one = statistics.median(times[1])
+    for w in counts:
+        t = statistics.median(times[w])
+        print(f"extract_features, {w} worker(s): {1000 * t / len(paths):.1f} ms/clip, "
+              f"{len(paths) / t:.0f} clips/s, {one / t:.2f}x one worker")
 
 
 if __name__ == "__main__":
