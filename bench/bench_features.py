@@ -1,6 +1,6 @@
 """Feature extraction: the seed's per-feature librosa loop versus one STFT per clip.
 
-    python bench/bench_features.py [--clips 200] [--repeat 3] [--workers 2]
+    python bench/bench_features.py [--clips 200] [--repeat 3] [--workers 2 [--worker-clips 1000]]
 
 Both compute the same features (MFCC 40, chroma 12, mel 128 means, log-mel
 128 x 251 over 8 s at 16 kHz) from the same wav files, in one process, one
@@ -46,6 +46,15 @@ def ours(path: str) -> tuple:
     return f.mfcc, f.chroma, f.mel, f.logmel
 
 
+def ours_without_tuning(path: str) -> tuple:
+    """``features.chroma_tuning: false``: no tuning estimate for the chromagram (not the default)."""
+    from speech_emotion.audio import load_audio
+    from speech_emotion.features import FeatureParams, clip_features
+
+    f = clip_features(load_audio(path), FeatureParams(chroma_tuning=False))
+    return f.mfcc, f.chroma, f.mel, f.logmel
+
+
 def make_clips(folder: Path, n: int, seed: int = 0) -> list[str]:
     rng = np.random.default_rng(seed)
     paths = []
@@ -72,25 +81,31 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workers", type=int, default=1, help="also time extract_features with 1..N processes")
+    parser.add_argument("--worker-clips", type=int, default=1000,
+                        help="clips for the workers' timing (each worker first spends ~2 s importing librosa)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         paths = make_clips(Path(tmp), args.clips)
         for path in paths[:5]:  # warm-up (imports, numba JIT), and the same features from both
             for x, y, name in zip(seed_loop(path), ours(path), ("mfcc", "chroma", "mel", "logmel")):
                 np.testing.assert_allclose(y, x, rtol=1e-4, atol=2e-3, err_msg=f"{name} of {path}")
-        seed_t, our_t = [], []
+        ours_without_tuning(paths[0])
+        seed_t, our_t, untuned_t = [], [], []
         for _ in range(args.repeat):  # interleaved so machine noise hits both alike
             seed_t.append(time_it(seed_loop, paths))
             our_t.append(time_it(ours, paths))
-    s, o = statistics.median(seed_t), statistics.median(our_t)
+            untuned_t.append(time_it(ours_without_tuning, paths))
+    s, o, u = statistics.median(seed_t), statistics.median(our_t), statistics.median(untuned_t)
     print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}")
     print(f"clips: {args.clips}, repeats: {args.repeat} (median)")
     print(f"seed per-feature loop: {1000 * s / args.clips:.1f} ms/clip")
     print(f"one STFT per clip:     {1000 * o / args.clips:.1f} ms/clip")
     print(f"speed-up: {s / o:.2f}x")
+    print(f"one STFT, no chroma tuning estimate (chroma_tuning: false): {1000 * u / args.clips:.1f} ms/clip, "
+          f"{s / u:.2f}x the seed loop")
     if args.workers > 1:
         with tempfile.TemporaryDirectory() as tmp:
-            workers_scaling(make_clips(Path(tmp), args.clips), args.workers, args.repeat)
+            workers_scaling(make_clips(Path(tmp), args.worker_clips), args.workers, args.repeat)
 
 
 def workers_scaling(paths: list[str], max_workers: int, repeat: int) -> None:

@@ -229,32 +229,49 @@ def _mel_filterbank(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
     return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)
 
 
+@functools.lru_cache(maxsize=256)
+def _chroma_filterbank(sr: int, n_fft: int, n_chroma: int, tuning: float) -> np.ndarray:
+    """``librosa.filters.chroma``, one per tuning (librosa's estimate is a multiple of 0.01 semitone)."""
+    return numba_cache.librosa().filters.chroma(sr=sr, n_fft=n_fft, tuning=tuning, n_chroma=n_chroma)
+
+
 def clip_features(y: np.ndarray, params: FeatureParams = FeatureParams()) -> ClipFeatures:
-    """All features of one mono clip already at ``params.sample_rate``."""
+    """All features of one mono clip already at ``params.sample_rate``.
+
+    Only the STFT frames that reach the clip are computed: every later frame of the padded
+    clip's centred STFT starts ``n_fft // 2`` or more past the clip's end, covers only zeros and
+    has a power of exactly 0, so the log-mel's padding frames are ``power_to_db``'s floor."""
     librosa = numba_cache.librosa()
 
-    sr = params.sample_rate
-    n_valid_frames = 1 + min(y.shape[0], params.n_samples) // params.hop_length
-    padded = _fixed_length(np.asarray(y, dtype=np.float32), params.n_samples)
-    spec = librosa.stft(padded, n_fft=params.n_fft, hop_length=params.hop_length)
-    power = spec.real**2 + spec.imag**2
-    mel_power = _mel_filterbank(sr, params.n_fft, params.n_mels) @ power  # (n_mels, n_frames)
+    sr, hop, n_fft = params.sample_rate, params.hop_length, params.n_fft
+    y = np.asarray(y, dtype=np.float32)[: params.n_samples]
+    n_valid_frames = 1 + y.shape[0] // hop
+    reach = min(params.n_samples, max(n_fft, y.shape[0] + n_fft // 2 + hop))
+    spec = librosa.stft(_fixed_length(y, reach), n_fft=n_fft, hop_length=hop)
+    k = min(spec.shape[1], params.n_frames)
+    power = np.abs(spec[:, :k]) ** 2  # as librosa's own power spectrogram
+    mel_power = _mel_filterbank(sr, n_fft, params.n_mels) @ power  # (n_mels, k)
 
-    logmel = librosa.power_to_db(mel_power, ref=np.max, top_db=params.top_db)
+    # the padded clip's log-mel (ref: its maximum): one zero column gives the padding frames' value
+    silent = int(k < params.n_frames)
+    db = librosa.power_to_db(np.pad(mel_power, ((0, 0), (0, silent))), ref=np.max, top_db=params.top_db)
+    logmel = np.empty((params.n_mels, params.n_frames), np.float32)
+    logmel[:, :k] = db[:, :k]
+    logmel[:, k:] = db[:, k:]
 
     clip_mel_db = librosa.power_to_db(mel_power[:, :n_valid_frames], top_db=params.top_db)
     mfcc = librosa.feature.mfcc(S=clip_mel_db, n_mfcc=params.n_mfcc)
     clip_power = power[:, :n_valid_frames]
-    tuning = None if params.chroma_tuning else 0.0
-    chroma = librosa.feature.chroma_stft(
-        S=clip_power, sr=sr, n_fft=params.n_fft, hop_length=params.hop_length,
-        n_chroma=params.n_chroma, tuning=tuning,
-    )
+    # librosa.feature.chroma_stft(S=clip_power, ...), its filter bank cached per tuning
+    tuning = (librosa.estimate_tuning(S=clip_power, sr=sr, bins_per_octave=params.n_chroma)
+              if params.chroma_tuning else 0.0)
+    chroma = librosa.util.normalize(_chroma_filterbank(sr, n_fft, params.n_chroma, float(tuning)) @ clip_power,
+                                    norm=np.inf, axis=-2)
     return ClipFeatures(
         mfcc=mfcc.mean(axis=1).astype(np.float32),
         chroma=chroma.mean(axis=1).astype(np.float32),
         mel=clip_mel_db.mean(axis=1).astype(np.float32),
-        logmel=logmel.astype(np.float32),
+        logmel=logmel,
         n_frames=int(min(n_valid_frames, params.n_frames)),
     )
 
@@ -362,6 +379,19 @@ class FeatureCache:
                        self.root, reason(exc), exc.filename or exc)
 
 
+def one_blas_thread():
+    """A context in which BLAS (the filter-bank products) runs on one thread, where features are computed.
+
+    Every process that computes features does it on one BLAS thread, so that features do not depend
+    on ``features.workers`` or on where they are computed (a matrix product's rounding depends on its
+    thread count), and so that ``workers`` processes do not each start a BLAS thread per core: OpenBLAS's
+    waiting threads spin, and 2 workers on 2 cores were 1.7x slower per clip (BENCHMARKS.md, "Feature
+    extraction")."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def _extract_one(args: tuple) -> ClipFeatures:
     """The features of one clip; with an augmenter (:class:`speech_emotion.augmentation.Augmenter`),
     of its augmented copy, drawn from a generator seeded by ``clip_key``."""
@@ -411,10 +441,12 @@ def extract_features(
         if workers > 1 and len(todo) > 1:
             # spawn, not fork: a forked child of a process that has loaded TensorFlow or ZenML's threads
             # can crash on its first call (seen as "process pool terminated abruptly" in `make demo`)
-            with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                     initializer=one_blas_thread) as pool:  # kept for the worker's life
                 yield from pool.map(_extract_one, jobs, chunksize=8)
         else:
-            yield from map(_extract_one, jobs)
+            with one_blas_thread():
+                yield from map(_extract_one, jobs)
 
     started = time.perf_counter()
     bar = tqdm(zip(todo, results()), total=len(todo), desc="features", unit="clip", disable=not progress)
