@@ -176,7 +176,13 @@ class FeatureSet:
     def originals(self) -> "FeatureSet":
         """The rows of the clips themselves, without augmented copies (ids ending ``#aug<copy>``)."""
         copies = np.char.find(np.asarray(self.utterance_ids, dtype=str), AUGMENTED_MARK) >= 0
-        return self if not copies.any() else self.subset(np.flatnonzero(~copies))
+        if not copies.any():
+            return self
+        keep = np.flatnonzero(~copies)
+        if len(keep) and keep[-1] == len(keep) - 1:  # the originals first, as augmentation leaves them: views
+            return FeatureSet(**{name: arr[: len(keep)] for name, arr in self.arrays().items()},
+                              params=dict(self.params), scaled=self.scaled)
+        return self.subset(keep)
 
     @classmethod
     def concatenate(cls, parts: Sequence["FeatureSet"], folder: str | Path | None = None) -> "FeatureSet":

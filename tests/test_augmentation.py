@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -72,6 +74,9 @@ def test_copies_follow_the_originals_are_deterministic_and_cached(tmp_path):
     assert list(out.utterance_ids[3:6]) == [f"{p}#aug1" for p in features.utterance_ids]
     np.testing.assert_array_equal(out.labels, np.tile(features.labels, 3))
     np.testing.assert_array_equal(out.originals().logmel, features.logmel)  # what the baseline's functionals describe
+    assert np.shares_memory(out.originals().logmel, out.logmel)  # a view of the leading rows, not a copy
+    shuffled = out.subset(np.arange(len(out))[::-1])  # originals not first: still found, by their ids
+    np.testing.assert_array_equal(shuffled.originals().logmel, features.logmel[::-1])
     assert features.originals() is features
     assert not np.allclose(out.logmel[3:6], features.logmel) and not np.allclose(out.logmel[3:6], out.logmel[6:9])
     again = augment_training_set(features, utterances, config, PARAMS, progress=False)  # no cache: recomputed
@@ -97,3 +102,18 @@ def test_no_copies_leaves_the_split_alone_and_bad_settings_are_refused(tmp_path)
         AugmentationConfig(speed=(0.0, 1.1))
     with pytest.raises(ValueError, match="no content hash"):
         augment_training_set(features, utterances.iloc[:1], AugmentationConfig(copies=1), PARAMS, progress=False)
+
+
+def test_augmented_set_streamed_into_a_folder_equals_the_in_memory_one(tmp_path):
+    utterances, features = _corpus(tmp_path)
+    config = AugmentationConfig(copies=2, seed=3)
+    folder = tmp_path / "artifact"
+    folder.mkdir()
+    streamed = augment_training_set(features, utterances, config, PARAMS, progress=False, folder=folder)
+    in_memory = augment_training_set(features, utterances, config, PARAMS, progress=False)
+    for name in features.ARRAYS:
+        arr = getattr(streamed, name)
+        assert isinstance(arr, np.memmap) and Path(arr.filename).parent == folder, name
+        np.testing.assert_array_equal(np.asarray(arr), getattr(in_memory, name), err_msg=name)
+    # the copies' scratch folders are gone: only the artifact's arrays are left
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{n}.npy" for n in features.ARRAYS)
