@@ -9,7 +9,10 @@ on the removed files; elsewhere they are read into memory).
 Streaming (issue 10): a step gets a folder from :func:`output_folder` and builds its
 FeatureSet there as memory maps (``speech_emotion.features``' ``folder=`` arguments). On a
 local store that folder is the artifact's own, so ``save`` writes only ``meta.json``; on a
-remote one it is a local temporary folder that ``save`` uploads and removes.
+remote one it is a local temporary folder that ``save`` uploads and removes. ``save`` finishes
+in place only the folder handed out for its own output, and only when the FeatureSet's
+arrays are the whole files there; anything else (a set passed through from an input
+artifact, a view of part of one) is written out as a copy.
 
 ``meta.json`` is written last (atomically on a local store, uploaded last to a remote one)
 and records the row count: a folder without it, or whose arrays disagree with it, is a write
@@ -18,6 +21,7 @@ that was interrupted, and ``load`` refuses it rather than serve torn arrays.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -26,7 +30,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 from zenml.enums import ArtifactType, VisualizationType
-from zenml.exceptions import StepContextError
 from zenml.io import fileio
 from zenml.materializers.base_materializer import BaseMaterializer
 
@@ -35,8 +38,8 @@ from speech_emotion.corpora.common import EMOTIONS
 from speech_emotion.features import FeatureSet
 
 META = "meta.json"
-#: in a folder that a step is still filling: the arrays there are the step's own, not a finished artifact
-SPOOL_MARK = ".spool"
+#: artifact URI -> the folder that :func:`output_folder` gave the running step for it (this process's)
+_SPOOLS: dict[str, str] = {}
 
 
 def output_folder(output: str) -> str | None:
@@ -46,22 +49,32 @@ def output_folder(output: str) -> str | None:
     from zenml import get_step_context
 
     try:
-        uri = get_step_context().get_output_artifact_uri(output)
-    except (RuntimeError, KeyError, StepContextError):
+        context = get_step_context()
+    except RuntimeError:  # not inside a step
         return None
+    uri = context.get_output_artifact_uri(output)
     folder = uri if is_local(uri) else tempfile.mkdtemp(prefix="ser-features-")
-    open(os.path.join(folder, SPOOL_MARK), "w").close()
+    _SPOOLS[uri] = folder
     return folder
 
 
-def _spool(data: FeatureSet) -> str | None:
-    """The folder that a step filled with ``data``'s arrays (every array a memory map there), or None."""
-    names = {getattr(arr, "filename", None) for arr in data.arrays().values()}
-    folders = {os.path.dirname(str(name)) for name in names}
-    if None in names or len(folders) != 1:
-        return None
-    folder = folders.pop()
-    return folder if os.path.exists(os.path.join(folder, SPOOL_MARK)) else None
+@atexit.register
+def _remove_temporary_spools() -> None:
+    """The local folders of a remote store's outputs whose step failed before ``save`` (removed by it otherwise)."""
+    for uri, folder in list(_SPOOLS.items()):
+        if folder != uri:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _built_in(data: FeatureSet, folder: str) -> bool:
+    """Whether every array of ``data`` is the whole memory map ``folder/<name>.npy`` (not a view of part of it)."""
+    for name, arr in data.arrays().items():
+        path = os.path.join(folder, f"{name}.npy")
+        if not isinstance(arr, np.memmap) or not arr.filename or not os.path.exists(path):
+            return False
+        if not os.path.samefile(arr.filename, path) or np.load(path, mmap_mode="r").shape != arr.shape:
+            return False
+    return True
 
 
 class FeatureSetMaterializer(BaseMaterializer):
@@ -70,19 +83,20 @@ class FeatureSetMaterializer(BaseMaterializer):
 
     def save(self, data: FeatureSet) -> None:
         meta = {"params": data.params, "scaled": data.scaled, "n": len(data)}
-        spool = _spool(data)
-        if spool is not None:  # built in place by the step (streaming): flush, then finish the folder
-            for arr in data.arrays().values():
-                arr.flush()
-            os.remove(os.path.join(spool, SPOOL_MARK))
-            self._finish(spool, meta)
-            if not (is_local(self.uri) and os.path.samefile(spool, self.uri)):
+        spool = _SPOOLS.pop(self.uri, None)  # only the folder handed out for this very output
+        try:
+            if spool is not None and _built_in(data, spool):  # streamed by the step: flush, finish in place
+                for arr in data.arrays().values():
+                    arr.flush()
+                self._finish(spool, meta)
+                return
+            with self.get_temporary_directory(delete_at_exit=True) as tmp:
+                for name, arr in data.arrays().items():  # np.save writes a memory map from its pages, not a copy
+                    np.save(os.path.join(tmp, f"{name}.npy"), arr, allow_pickle=False)
+                self._finish(tmp, meta)
+        finally:
+            if spool is not None and spool != self.uri:  # a remote store's local folder
                 shutil.rmtree(spool, ignore_errors=True)
-            return
-        with self.get_temporary_directory(delete_at_exit=True) as tmp:
-            for name, arr in data.arrays().items():  # np.save writes a memory map from its pages, not a copy
-                np.save(os.path.join(tmp, f"{name}.npy"), arr, allow_pickle=False)
-            self._finish(tmp, meta)
 
     def _finish(self, folder: str, meta: dict) -> None:
         """Put the arrays in ``folder`` at ``self.uri`` (unless they are there) and ``meta.json`` after them."""

@@ -57,7 +57,7 @@ def check_storage(cache_dirs: dict[str, str | None] | None = None, root: Path | 
         root = Path(source_utils.get_source_root())
     caches = [Place(root / folder, what, "the run goes on without it; free space there, make it writable, or "
                     "point it at another folder")
-              for what, folder in (cache_dirs or {}).items() if folder]
+              for what, folder in (cache_dirs or {}).items() if folder and _local(folder) is not None]  # not s3://
     problems = check_places(stack_places(), caches)
     if problems:
         raise SystemExit("cannot start the run:\n" + "\n".join(f"- {p}" for p in problems))

@@ -166,7 +166,8 @@ class FeatureSet:
 
     def subset(self, index: np.ndarray, folder: str | Path | None = None) -> "FeatureSet":
         """The rows ``index``, in that order; in ``folder``'s memory maps when given."""
-        index = np.asarray(index, dtype=np.int64)
+        index = np.asarray(index)
+        index = np.flatnonzero(index) if index.dtype == bool else index.astype(np.int64)
         out = {}
         for name, arr in self.arrays().items():
             out[name] = allocate(folder, name, (len(index), *arr.shape[1:]), arr.dtype)
@@ -386,16 +387,24 @@ class FeatureCache:
 
 
 def one_blas_thread():
-    """A context in which BLAS (the filter-bank products) runs on one thread, where features are computed.
+    """A context in which BLAS (the filter-bank products) runs on one thread: where features are extracted.
 
-    Every process that computes features does it on one BLAS thread, so that features do not depend
-    on ``features.workers`` or on where they are computed (a matrix product's rounding depends on its
-    thread count), and so that ``workers`` processes do not each start a BLAS thread per core: OpenBLAS's
-    waiting threads spin, and 2 workers on 2 cores were 1.7x slower per clip (BENCHMARKS.md, "Feature
-    extraction")."""
+    The extraction workers (:func:`_worker_init`) and ``extract_features``' own loop both compute on one
+    BLAS thread, so a clip's features do not depend on ``features.workers`` (a matrix product's rounding
+    depends on its thread count), and ``workers`` processes do not each start a BLAS thread per core:
+    OpenBLAS's waiting threads spin, and 2 workers on 2 cores were 1.7x slower per clip (BENCHMARKS.md,
+    "Feature extraction"). The limit is process-wide; enter it from the main thread only (OpenBLAS
+    ignores it from others)."""
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=1, user_api="blas")
+
+
+def _worker_init() -> None:
+    """An extraction worker: one BLAS thread for its whole life (see :func:`one_blas_thread`)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
 
 
 def _extract_one(args: tuple) -> ClipFeatures:
@@ -441,25 +450,22 @@ def extract_features(
     if n:
         logger.info("features: %d clips, %d from cache, %d to extract", n, n - len(todo), len(todo))
 
-    def results():
-        jobs = [(paths[i], params, augmenter, content_hashes[i] if content_hashes is not None else paths[i])
-                for i in todo]
+    jobs = [(paths[i], params, augmenter, content_hashes[i] if content_hashes is not None else paths[i]) for i in todo]
+    started = time.perf_counter()
+    with contextlib.ExitStack() as stack:  # the pool (or the BLAS limit) ends with the loop, not at GC
         if workers > 1 and len(todo) > 1:
             # spawn, not fork: a forked child of a process that has loaded TensorFlow or ZenML's threads
             # can crash on its first call (seen as "process pool terminated abruptly" in `make demo`)
-            with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                     initializer=one_blas_thread) as pool:  # kept for the worker's life
-                yield from pool.map(_extract_one, jobs, chunksize=8)
+            pool = stack.enter_context(ProcessPoolExecutor(
+                max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init))
+            results = pool.map(_extract_one, jobs, chunksize=8)
         else:
-            with one_blas_thread():
-                yield from map(_extract_one, jobs)
-
-    started = time.perf_counter()
-    bar = tqdm(zip(todo, results()), total=len(todo), desc="features", unit="clip", disable=not progress)
-    for i, feats in bar:
-        _store(out, i, feats)
-        if cache is not None and content_hashes is not None:
-            cache.put(content_hashes[i], feats)
+            stack.enter_context(one_blas_thread())
+            results = map(_extract_one, jobs)
+        for i, feats in tqdm(zip(todo, results), total=len(todo), desc="features", unit="clip", disable=not progress):
+            _store(out, i, feats)
+            if cache is not None and content_hashes is not None:
+                cache.put(content_hashes[i], feats)
     if todo:
         seconds = time.perf_counter() - started
         logger.info("features: extracted %d clips in %.1f s (%.1f clips/s, %d workers)",

@@ -32,7 +32,7 @@ import pandas as pd
 from speech_emotion import storage
 from speech_emotion.audio import AudioError, check_signal, decode_audio_bytes, resample, to_mono
 from speech_emotion.corpora.common import RejectReason
-from speech_emotion.features import FeatureParams, FeatureScaler, clip_features, feature_set_from_clips, one_blas_thread
+from speech_emotion.features import FeatureParams, FeatureScaler, clip_features, feature_set_from_clips
 from speech_emotion.models.trained import TrainedModel, load_trained, save_trained
 
 logger = logging.getLogger(__name__)
@@ -239,15 +239,14 @@ class Predictor:
         """One result row per decoded clip; the windows of all clips go through the models together."""
         n = self.feature_params.n_samples
         clips, waves, owner, starts = [], [], [], []
-        with one_blas_thread():  # as in training, so a clip's features equal its training features
-            for i, d in enumerate(decoded):
-                if d.y is None:
-                    continue
-                for start, window in _windows(d.y, n):
-                    clips.append(clip_features(window, self.feature_params))
-                    waves.append(window)
-                    owner.append(i)
-                    starts.append(start / self.feature_params.sample_rate)
+        for i, d in enumerate(decoded):
+            if d.y is None:
+                continue
+            for start, window in _windows(d.y, n):
+                clips.append(clip_features(window, self.feature_params))
+                waves.append(window)
+                owner.append(i)
+                starts.append(start / self.feature_params.sample_rate)
         probs = (self.predict_features(feature_set_from_clips(clips, self.feature_params), waves if self.needs_audio
                                        else None) if clips else None)
         owner = np.asarray(owner, dtype=int)

@@ -172,6 +172,8 @@ def test_check_storage_names_each_store_and_warns_for_caches(tmp_path, monkeypat
     from pipelines.disk_check import check_storage
 
     check_storage({"the feature cache": str(tmp_path / "cache")}, root=tmp_path)  # all fine: no error
+    check_storage({"the feature cache": "s3://bucket/cache/features"}, root=tmp_path)  # object storage: not probed
+    assert not (tmp_path / "s3:").exists()  # (it once made a local folder "s3:/bucket/...")
     monkeypatch.setenv("SER_MIN_FREE_MB", str(2**40))  # more than any disk has: a real refusal
     with caplog.at_level(logging.WARNING, logger="speech_emotion.disks"), pytest.raises(SystemExit) as stop:
         check_storage({"the feature cache": "cache"}, root=tmp_path)

@@ -209,11 +209,11 @@ def test_streamed_subset_and_concatenate_equal_the_in_memory_ones(tmp_path, monk
 
 def test_a_streamed_feature_set_is_finished_in_place_and_loads_read_only(tmp_path, artifact_uri):
     from materializers import FeatureSetMaterializer
-    from materializers.feature_set import SPOOL_MARK
+    from materializers.feature_set import _SPOOLS
 
     uri = Path(artifact_uri, "features")
-    uri.mkdir()
-    (uri / SPOOL_MARK).touch()  # as materializers.feature_set.output_folder leaves it for the step
+    uri.mkdir()  # ZenML creates it before the step; output_folder hands it to the step:
+    _SPOOLS[str(uri)] = str(uri)
     paths = [_write(tmp_path, f"{i}.wav", _clip(1.0 + 0.2 * i, i)) for i in range(3)]
     fs = extract_features(paths, [0, 1, 2], ["tess"] * 3, progress=False, folder=uri)
     before = {p.name: p.stat().st_ino for p in uri.glob("*.npy")}
@@ -230,14 +230,30 @@ def test_a_streamed_feature_set_is_finished_in_place_and_loads_read_only(tmp_pat
     with pytest.raises(ValueError, match="read-only"):
         back.logmel[0, 0, 0] = 1.0
 
+    # a later step that passes the loaded set through, or a view of part of it, gets a copy: the
+    # finished artifact's folder is neither finished again nor removed
+    for name, passed in (("passed", back), ("part", back.subset(np.arange(2))), ("view", _view(back, 2))):
+        other = Path(artifact_uri, name)
+        other.mkdir()
+        _SPOOLS[str(other)] = str(other)
+        FeatureSetMaterializer(uri=str(other)).save(passed)
+        copy = FeatureSetMaterializer(uri=str(other)).load(type(fs))
+        np.testing.assert_array_equal(np.asarray(copy.logmel), np.asarray(passed.logmel))
+        assert {p.name: p.stat().st_ino for p in uri.glob("*.npy")} == before and (uri / "meta.json").exists()
+    assert not _SPOOLS
+
+
+def _view(fs, k):
+    return type(fs)(**{name: arr[:k] for name, arr in fs.arrays().items()}, params=fs.params, scaled=fs.scaled)
+
 
 def test_an_interrupted_feature_set_write_is_not_taken_as_finished(tmp_path, artifact_uri):
     from materializers import FeatureSetMaterializer
-    from materializers.feature_set import SPOOL_MARK
+    from materializers.feature_set import _SPOOLS
 
     uri = Path(artifact_uri, "features")
     uri.mkdir()
-    (uri / SPOOL_MARK).touch()
+    _SPOOLS[str(uri)] = str(uri)
     paths = [_write(tmp_path, f"{i}.wav", _clip(1.0, i)) for i in range(3)]
     fs = extract_features(paths, [0, 1, 2], ["tess"] * 3, progress=False, folder=uri)
     mat = FeatureSetMaterializer(uri=str(uri))
@@ -412,3 +428,9 @@ def test_feature_config_auto_resolves_from_the_training_durations_and_the_step_d
     with pytest.raises(ValidationError):
         FeatureConfig(duration_s="long")
     assert FeatureConfig().params().duration_s == 8.0  # the seed's length stays the default
+
+
+def test_subset_takes_a_boolean_mask_or_positions(tmp_path):
+    paths = [_write(tmp_path, f"{i}.wav", _clip(1.0, i)) for i in range(3)]
+    fs = extract_features(paths, [0, 1, 2], ["tess"] * 3, params=FeatureParams(duration_s=1.5), progress=False)
+    assert fs.subset(np.array([True, False, True])).labels.tolist() == fs.subset(np.array([0, 2])).labels.tolist() == [0, 2]
