@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -104,6 +105,12 @@ def test_training_pipeline_end_to_end(e2e_tmp, stack_id):
         held = run.steps["scale_features"].outputs[part][0].load()
         assert not any("#aug" in str(u) for u in held.utterance_ids)
     assert isinstance(train.logmel, np.memmap)  # .npy, memory-mapped, not a pickle
+    # streamed into the artifacts' own folders: the arrays, meta.json, the visualization; no scratch left
+    for step, output in (("extract_train_features", "features"), ("augment_train_features", "features"),
+                         ("scale_features", "train_features")):
+        folder = Path(run.steps[step].outputs[output][0].uri)
+        assert sorted(p.name for p in folder.iterdir() if p.suffix != ".png") == sorted(
+            [f"{name}.npy" for name in train.ARRAYS] + ["meta.json"]), step
 
     best = run.steps["tune_cnn2d_lstm"].outputs["best_hparams"][0].load()
     assert best["lstm_units"] in (8, 12) and best["filters_first"] == 4  # searched / fixed by the config
@@ -157,6 +164,10 @@ def test_training_pipeline_end_to_end(e2e_tmp, stack_id):
                 "files_found", "ga.fitness_val_f1"):
         assert key in m, f"{key} missing from MLflow metrics {sorted(m)}"
     assert m["files_found"] == len(utterances) + len(rejected)
+    for part in ("train", "val", "test"):  # each feature step's throughput: clips/s x seconds = its clips
+        n_clips = len(run.steps["split_dataset"].outputs[f"{part}_utterances"][0].load())
+        rate, seconds = m[f"extract_{part}_features_clips_per_s"], m[f"extract_{part}_features_seconds"]
+        assert rate * seconds == pytest.approx(n_clips, rel=1e-6) and seconds > 0
     val_2d = comparison[(comparison["split"] == "val") & (comparison["model"] == "cnn2d_lstm")].iloc[0]
     assert m["cnn2d_lstm.val_accuracy"] == pytest.approx(float(val_2d["accuracy"]))  # MLflow says what the table says
     history = client.get_metric_history(mlrun.info.run_id, "ga.restart0.best_f1")
