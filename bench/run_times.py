@@ -21,11 +21,11 @@ from collections import defaultdict
 GROUPS = (
     (r"^(ingest|check_for_new|split|analyse|resolve_feature|make_protocol)", "data: ingest, split, analysis"),
     (r"(extract|scale|augment)_.*features|fold_features", "features (extract, augment, scale)"),
-    (r"functionals", "baseline functionals (openSMILE)"),
-    (r"^(tune|train|evaluate)_(.+?)(_fold\d+)?$", None),  # per family: the family's name
     (r"stack", "stacking ensemble"),
+    (r"_no_scaled|_logmel_band|ablation", "scaling ablation"),
+    (r"functionals", "baseline (openSMILE functionals, SVM)"),
+    (r"^(tune|train|evaluate)_(.+?)(_model)?(_fold\d+)?$", None),  # per family: the family's name
     (r"ensemble|vote|ga_", "voting and GA ensembles"),
-    (r"ablation", "scaling ablation"),
 )
 
 
