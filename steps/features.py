@@ -81,7 +81,7 @@ def extract_features(utterances: pd.DataFrame, params: FeatureParams) -> Annotat
         name = get_step_context().step_run.name
     except RuntimeError:  # called outside a pipeline
         name = "extract_features"
-    _tracking.log_metrics({f"{name}_seconds": seconds, f"{name}_clips_per_s": len(features) / max(seconds, 1e-9)})
+    _tracking.log_metrics({f"{name}_time_s": seconds, f"{name}_clips_per_s": len(features) / max(seconds, 1e-9)})
     return features
 
 

@@ -166,7 +166,7 @@ def test_training_pipeline_end_to_end(e2e_tmp, stack_id):
     assert m["files_found"] == len(utterances) + len(rejected)
     for part in ("train", "val", "test"):  # each feature step's throughput: clips/s x seconds = its clips
         n_clips = len(run.steps["split_dataset"].outputs[f"{part}_utterances"][0].load())
-        rate, seconds = m[f"extract_{part}_features_clips_per_s"], m[f"extract_{part}_features_seconds"]
+        rate, seconds = m[f"extract_{part}_features_clips_per_s"], m[f"extract_{part}_features_time_s"]
         assert rate * seconds == pytest.approx(n_clips, rel=1e-6) and seconds > 0
     val_2d = comparison[(comparison["split"] == "val") & (comparison["model"] == "cnn2d_lstm")].iloc[0]
     assert m["cnn2d_lstm.val_accuracy"] == pytest.approx(float(val_2d["accuracy"]))  # MLflow says what the table says
