@@ -6,9 +6,10 @@ Both compute the same features (MFCC 40, chroma 12, mel 128 means, log-mel
 128 x 251 over 8 s at 16 kHz) from the same wav files, in one process, one
 core; the first clips' features are checked equal (float tolerance) before
 timing. Prints milliseconds per clip for each and the speed-up ratio. With
-``--workers N`` it then times ``speech_emotion.features.extract_features`` (no
-cache) with 1, 2, ... N worker processes on the same clips, interleaved, and
-prints the gain over one worker. Record the output in BENCHMARKS.md with the
+``--workers N`` it then times ``speech_emotion.features.extract_features`` as a
+first pipeline run calls it (memory maps in a folder, a fresh feature cache) with
+1, 2, ... N worker processes on the same clips, interleaved, and prints the gain
+over one worker. Record the output in BENCHMARKS.md with the
 machine and the command.
 """
 
@@ -109,13 +110,20 @@ def main() -> None:
 
 
 def workers_scaling(paths: list[str], max_workers: int, repeat: int) -> None:
-    """``extract_features`` (the pipeline's path, no cache) with 1..max_workers processes, interleaved."""
+    """``extract_features`` on the pipeline's cold path (memory maps in the artifact's folder, a fresh
+    feature cache written as it goes) with 1..max_workers processes, interleaved."""
     from speech_emotion.features import extract_features
 
+    hashes = [f"{i:040x}" for i in range(len(paths))]
+
     def run(workers: int) -> float:
-        start = time.perf_counter()
-        extract_features(paths, [0] * len(paths), ["bench"] * len(paths), workers=workers, progress=False)
-        return time.perf_counter() - start
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp) / "artifact"
+            folder.mkdir()
+            start = time.perf_counter()
+            extract_features(paths, [0] * len(paths), ["bench"] * len(paths), hashes, workers=workers,
+                             progress=False, folder=folder, cache_dir=Path(tmp) / "cache")
+            return time.perf_counter() - start
 
     counts = list(range(1, max_workers + 1))
     times: dict[int, list[float]] = {w: [] for w in counts}

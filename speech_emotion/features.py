@@ -242,6 +242,45 @@ def _chroma_filterbank(sr: int, n_fft: int, n_chroma: int, tuning: float) -> np.
     return numba_cache.librosa().filters.chroma(sr=sr, n_fft=n_fft, tuning=tuning, n_chroma=n_chroma)
 
 
+def estimate_tuning(power: np.ndarray, sr: int, n_fft: int, bins_per_octave: int = 12, fmin: float = 150.0,
+                    fmax: float = 4000.0, threshold: float = 0.1, resolution: float = 0.01) -> float:
+    """``librosa.estimate_tuning(S=power, sr=sr, n_fft=n_fft, bins_per_octave=...)``, exactly, at a third of its cost.
+
+    librosa's ``piptrack`` interpolates, thresholds and peak-picks every one of the spectrogram's bins
+    and fills two full-size arrays, then keeps the peaks between ``fmin`` and ``fmax`` (150-4000 Hz, half
+    the bins at 16 kHz): here the same operations, in the same float32/float64 types as its numba kernel,
+    run on those bins and their two neighbours only, and only the peaks are kept. It was most of the
+    chromagram's cost and the seed's loop pays it too (BENCHMARKS.md, "Feature extraction"); the
+    pitches, magnitudes and tuning are checked bit-equal to librosa's in tests/test_features.py."""
+    librosa = numba_cache.librosa()
+
+    S = np.abs(power)
+    freqs = librosa.fft_frequencies(sr=sr, n_fft=n_fft)
+    inside = np.flatnonzero((max(fmin, 0.0) <= freqs) & (freqs < min(fmax, sr / 2)))
+    if S.ndim != 2 or inside.size == 0 or inside[0] == 0 or inside[-1] + 1 >= S.shape[0]:
+        # no interior band (librosa pads the edge bins its own way): librosa itself
+        return float(librosa.estimate_tuning(S=power, sr=sr, n_fft=n_fft, bins_per_octave=bins_per_octave,
+                                             fmin=fmin, fmax=fmax, threshold=threshold, resolution=resolution))
+    lo, hi = int(inside[0]), int(inside[-1]) + 1
+    floor = threshold * S.max(axis=0)  # piptrack's ref: over every bin, not only the band
+    below, at, above = S[lo - 1 : hi - 1], S[lo:hi], S[lo + 1 : hi + 1]
+    kept = [x * (x > floor) for x in (below, at, above)]
+    rows, cols = np.nonzero((kept[1] > kept[0]) & (kept[1] >= kept[2]))  # util.localmax along frequency
+    x_below, x_at, x_above = below[rows, cols], at[rows, cols], above[rows, cols]
+    # librosa's _pi_stencil under numba: float32 sums promoted to float64 by the integer constants
+    a = (x_above + x_below).astype(np.float64) - 2 * x_at.astype(np.float64)
+    diff = x_above - x_below
+    b = diff.astype(np.float64) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shift = np.where(np.abs(b) >= np.abs(a), 0.0, -b / a).astype(S.dtype)
+    mags = x_at + 0.5 * (diff / 2.0) * shift  # S + dskew, with np.gradient's central difference
+    pitches = (((rows + lo) + shift) * float(sr) / n_fft).astype(S.dtype)
+    voiced = pitches > 0
+    limit = np.median(mags[voiced]) if voiced.any() else 0.0
+    return float(librosa.pitch_tuning(pitches[(mags >= limit) & voiced], resolution=resolution,
+                                      bins_per_octave=bins_per_octave))
+
+
 def clip_features(y: np.ndarray, params: FeatureParams = FeatureParams()) -> ClipFeatures:
     """All features of one mono clip already at ``params.sample_rate``.
 
@@ -270,8 +309,7 @@ def clip_features(y: np.ndarray, params: FeatureParams = FeatureParams()) -> Cli
     mfcc = librosa.feature.mfcc(S=clip_mel_db, n_mfcc=params.n_mfcc)
     clip_power = power[:, :n_valid_frames]
     # librosa.feature.chroma_stft(S=clip_power, ...), its filter bank cached per tuning
-    tuning = (librosa.estimate_tuning(S=clip_power, sr=sr, bins_per_octave=params.n_chroma)
-              if params.chroma_tuning else 0.0)
+    tuning = estimate_tuning(clip_power, sr, n_fft, params.n_chroma) if params.chroma_tuning else 0.0
     chroma = librosa.util.normalize(_chroma_filterbank(sr, n_fft, params.n_chroma, float(tuning)) @ clip_power,
                                     norm=np.inf, axis=-2)
     return ClipFeatures(
@@ -400,11 +438,38 @@ def one_blas_thread():
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _worker_init() -> None:
-    """An extraction worker: one BLAS thread for its whole life (see :func:`one_blas_thread`)."""
+@dataclass
+class _Sink:
+    """Where a freshly extracted clip goes: the cache, and the output arrays. Each extraction worker has its
+    own, on the same memory maps (opened again there) and cache folder, so a clip's 128 KB log-mel is
+    written where it is computed instead of being pickled back to one process that writes every clip
+    (that process's cache writes alone cost 0.7 ms a clip, against about 3.5 ms to extract one)."""
+
+    out: dict[str, np.ndarray] | None  # None: the features go back to the caller (in-memory arrays)
+    cache: FeatureCache | None
+
+    def take(self, i: int, content_hash: str | None, feats: ClipFeatures) -> ClipFeatures | None:
+        if self.cache is not None and content_hash is not None:
+            self.cache.put(content_hash, feats)
+        if self.out is None:
+            return feats
+        _store(self.out, i, feats)
+        return None
+
+
+_worker_sink: _Sink | None = None
+
+
+def _worker_init(folder: str | None, cache_dir: str | Path | None, params: FeatureParams) -> None:
+    """An extraction worker: one BLAS thread for its whole life (see :func:`one_blas_thread`), and its sink:
+    ``folder``'s memory maps opened for writing, and the feature cache."""
+    global _worker_sink
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1, user_api="blas")
+    out = None if folder is None else {name: np.load(os.path.join(folder, f"{name}.npy"), mmap_mode="r+")
+                                       for name in _clip_arrays(params)}
+    _worker_sink = _Sink(out, FeatureCache(cache_dir, params) if cache_dir is not None else None)
 
 
 def _extract_one(args: tuple) -> ClipFeatures:
@@ -418,6 +483,11 @@ def _extract_one(args: tuple) -> ClipFeatures:
     feats = clip_features(augmenter.waveform(y, params.sample_rate, rng), params)
     feats.logmel = augmenter.spectrogram(feats.logmel, feats.n_frames, -params.top_db, rng)
     return feats
+
+
+def _extract_in_worker(job: tuple) -> tuple[int, ClipFeatures | None]:
+    i, content_hash, args = job
+    return i, _worker_sink.take(i, content_hash, _extract_one(args))
 
 
 def extract_features(
@@ -434,7 +504,8 @@ def extract_features(
 ) -> FeatureSet:
     """Extract the features of every path (in order), using the cache when given; with ``augmenter``, of
     each clip's augmented copy (the caller gives ``content_hashes`` that tell copies from originals).
-    With ``folder``, each clip's features go straight into memory maps there (:func:`allocate`)."""
+    With ``folder``, each clip's features go straight into memory maps there (:func:`allocate`), written
+    by the worker that extracted it."""
     from tqdm.auto import tqdm
 
     n = len(paths)
@@ -450,22 +521,28 @@ def extract_features(
     if n:
         logger.info("features: %d clips, %d from cache, %d to extract", n, n - len(todo), len(todo))
 
-    jobs = [(paths[i], params, augmenter, content_hashes[i] if content_hashes is not None else paths[i]) for i in todo]
+    hashes = content_hashes if content_hashes is not None and cache is not None else [None] * n
+    jobs = [(i, hashes[i], (paths[i], params, augmenter, content_hashes[i] if content_hashes is not None else paths[i]))
+            for i in todo]
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:  # the pool (or the BLAS limit) ends with the loop, not at GC
         if workers > 1 and len(todo) > 1:
+            for arr in out.values():  # the workers open the files again: what is already stored goes first
+                if isinstance(arr, np.memmap):
+                    arr.flush()
             # spawn, not fork: a forked child of a process that has loaded TensorFlow or ZenML's threads
             # can crash on its first call (seen as "process pool terminated abruptly" in `make demo`)
             pool = stack.enter_context(ProcessPoolExecutor(
-                max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init))
-            results = pool.map(_extract_one, jobs, chunksize=8)
+                max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
+                initargs=(None if folder is None else str(folder), cache_dir if cache is not None else None, params)))
+            results = pool.map(_extract_in_worker, jobs, chunksize=8)
         else:
             stack.enter_context(one_blas_thread())
-            results = map(_extract_one, jobs)
-        for i, feats in tqdm(zip(todo, results), total=len(todo), desc="features", unit="clip", disable=not progress):
-            _store(out, i, feats)
-            if cache is not None and content_hashes is not None:
-                cache.put(content_hashes[i], feats)
+            sink = _Sink(out if folder is not None else None, cache)
+            results = ((i, sink.take(i, h, _extract_one(args))) for i, h, args in jobs)
+        for i, feats in tqdm(results, total=len(todo), desc="features", unit="clip", disable=not progress):
+            if feats is not None:  # not yet stored where it was extracted
+                _store(out, i, feats)
     if todo:
         seconds = time.perf_counter() - started
         logger.info("features: extracted %d clips in %.1f s (%.1f clips/s, %d workers)",
@@ -491,11 +568,15 @@ def _filled(folder: str | Path | None, name: str, values: np.ndarray) -> np.ndar
     return out
 
 
+def _clip_arrays(params: FeatureParams) -> dict[str, tuple[tuple[int, ...], type]]:
+    """The arrays one clip fills: name -> (shape of one clip's row, dtype)."""
+    return {"mfcc": ((params.n_mfcc,), np.float32), "chroma": ((params.n_chroma,), np.float32),
+            "mel": ((params.n_mels,), np.float32), "logmel": ((params.n_mels, params.n_frames), np.float32),
+            "n_frames": ((), np.int64)}
+
+
 def _empty_arrays(n: int, params: FeatureParams, folder: str | Path | None = None) -> dict[str, np.ndarray]:
-    shapes = {"mfcc": (n, params.n_mfcc), "chroma": (n, params.n_chroma), "mel": (n, params.n_mels),
-              "logmel": (n, params.n_mels, params.n_frames)}
-    return {**{name: allocate(folder, name, shape, np.float32) for name, shape in shapes.items()},
-            "n_frames": allocate(folder, "n_frames", (n,), np.int64)}
+    return {name: allocate(folder, name, (n, *shape), dtype) for name, (shape, dtype) in _clip_arrays(params).items()}
 
 
 def _store(out: dict[str, np.ndarray], i: int, feats: ClipFeatures) -> None:

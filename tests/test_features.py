@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from speech_emotion.features import (
     FeatureParams,
     FeatureScaler,
     clip_features,
+    estimate_tuning,
     extract_features,
 )
 
@@ -51,6 +53,38 @@ def test_clip_features_equal_librosa_direct(seconds, duration_s):
     mel_db = librosa.power_to_db(librosa.feature.melspectrogram(y=clip, sr=SR))
     np.testing.assert_allclose(f.mel, mel_db.mean(axis=1), rtol=1e-4, atol=1e-3)
     assert f.mfcc.shape == (40,) and f.chroma.shape == (12,) and f.mel.shape == (128,)
+
+
+def _tuning_signals(rng):
+    """Tones off the equal-tempered grid, harmonic glides, noise, a silent clip and one shorter than a window."""
+    for i in range(24):
+        sr = (16000, 22050, 44100)[i % 3]
+        t = np.arange(int(rng.uniform(0.05 if i == 0 else 0.3, 4.0) * sr)) / sr
+        kind = i % 4
+        if kind == 0:
+            y = np.sin(2 * np.pi * 220 * 2 ** (rng.uniform(-0.5, 0.5) / 12) * t)
+        elif kind == 1:
+            phase = 2 * np.pi * np.cumsum(130 + 60 * np.sin(2 * np.pi * 0.8 * t)) / sr
+            y = sum(np.sin(k * phase) / k for k in range(1, 10))
+        elif kind == 2:
+            y = rng.standard_normal(t.size)
+        else:
+            y = np.zeros(t.size) if i == 3 else np.sin(2 * np.pi * 440 * t) + 0.05 * rng.standard_normal(t.size)
+        yield sr, (0.3 * y).astype(np.float32)
+
+
+def test_estimate_tuning_is_librosas_exactly():
+    rng = np.random.default_rng(0)
+    tunings = []
+    for sr, y in _tuning_signals(rng):
+        power = np.abs(librosa.stft(y, n_fft=2048, hop_length=512)) ** 2
+        with warnings.catch_warnings():  # librosa warns on the silent clip ("empty frequency set"); so do we
+            warnings.simplefilter("ignore", UserWarning)
+            expected = librosa.estimate_tuning(S=power, sr=sr, bins_per_octave=12)
+            got = estimate_tuning(power, sr, 2048, 12)
+        assert got == expected, (sr, len(y))
+        tunings.append(got)
+    assert len(set(tunings)) > 5  # the signals' tunings differ, so equality says something
 
 
 def test_padding_is_minus_top_db_and_short_clip_frames():
@@ -89,12 +123,26 @@ def test_extract_features_uses_cache_and_resamples(tmp_path):
 
 
 def test_extract_features_in_parallel_matches_serial(tmp_path):
-    paths = [_write(tmp_path, f"{i}.wav", _clip(1.0 + 0.1 * i, i)) for i in range(4)]
-    serial = extract_features(paths, [0] * 4, ["crema"] * 4, progress=False)
-    parallel = extract_features(paths, [0] * 4, ["crema"] * 4, workers=2, progress=False)
+    paths = [_write(tmp_path, f"{i}.wav", _clip(1.0 + 0.1 * i, i)) for i in range(6)]
+    serial = extract_features(paths, [0] * 6, ["crema"] * 6, progress=False)
+    parallel = extract_features(paths, [0] * 6, ["crema"] * 6, workers=2, progress=False)
+    # into memory maps, which the workers write themselves, with one clip already in the cache
+    hashes = [f"h{i}" for i in range(6)]
+    cache = tmp_path / "cache"
+    extract_features(paths[2:3], [0], ["crema"], hashes[2:3], cache_dir=cache, progress=False)
+    folder = tmp_path / "streamed"
+    folder.mkdir()
+    streamed = extract_features(paths, [0] * 6, ["crema"] * 6, hashes, cache_dir=cache, workers=2, progress=False,
+                                folder=folder)
     # identical, not merely close: every process computes features on one BLAS thread
-    for name in ("mfcc", "chroma", "mel", "logmel"):
+    for name in ("mfcc", "chroma", "mel", "logmel", "n_frames"):
         np.testing.assert_array_equal(getattr(parallel, name), getattr(serial, name), err_msg=name)
+        np.testing.assert_array_equal(np.asarray(getattr(streamed, name)), getattr(serial, name), err_msg=name)
+    assert isinstance(streamed.logmel, np.memmap) and Path(streamed.logmel.filename).parent == folder
+    # the workers wrote the cache: every clip is served from it now
+    cached = FeatureCache(cache, FeatureParams()).get_many(hashes)
+    for i, hit in enumerate(cached):
+        np.testing.assert_array_equal(hit.logmel, serial.logmel[i])
 
 
 def test_feature_inputs_and_subset(tmp_path):
