@@ -28,26 +28,36 @@ _features = tiny_features
 
 
 class _Recorder:
-    """callbacks_factory that records the stages and the meta stage's weights before and after training."""
+    """callbacks_factory that records the stages, and each stage's model weights when its training ended
+    (after early stopping restored the best) and, for the meta stage, when it began."""
 
     def __init__(self):
         import keras
 
         self.stages: list[str] = []
+        self.before: dict[str, list] = {}
+        self.after: dict[str, dict[str, list]] = {}
         recorder = self
 
+        def snapshot(model):
+            return {l.name: [w.copy() for w in l.get_weights()] for l in model.layers}
+
         class Snap(keras.callbacks.Callback):
+            def __init__(self, stage):
+                super().__init__()
+                self.stage = stage
+
             def on_train_begin(self, logs=None):
-                recorder.before = {l.name: [w.copy() for w in l.get_weights()] for l in self.model.layers}
+                recorder.before[self.stage] = snapshot(self.model)
 
             def on_train_end(self, logs=None):
-                recorder.after = {l.name: [w.copy() for w in l.get_weights()] for l in self.model.layers}
+                recorder.after[self.stage] = snapshot(self.model)
 
         self.snap = Snap
 
     def __call__(self, stage: str):
         self.stages.append(stage)
-        return [self.snap()] if stage == "meta" else []
+        return [self.snap(stage)]
 
 
 @pytest.fixture(scope="module")
@@ -88,14 +98,28 @@ def test_stacking_structure_frozen_bases_and_meta(stacked):
     assert trainable == {"meta_dense", "meta_output"}
     assert model.get_layer("meta_dense").units == 16 and model.get_layer("meta_dropout").rate == 0.4
     assert model.get_layer("representations").output.shape == (None, 7 * 8)
-    # the meta stage changed the meta layers only (frozen BatchNorm statistics included)
+    # the meta stage changed the meta layers of the stacking model, and only those: every base is exactly
+    # the binary model its stage ended with (frozen BatchNorm statistics included)
     assert recorder.stages == [base_model_name(e) for e in EMOTIONS] + ["meta"]
-    for name, weights in recorder.before.items():
-        same = all(np.array_equal(a, b) for a, b in zip(weights, recorder.after[name]))
-        assert same == (name not in ("meta_dense", "meta_output")), name
+    for emotion in EMOTIONS:
+        trained_binary = recorder.after[base_model_name(emotion)]
+        for layer in model.get_layer(base_model_name(emotion)).layers:
+            assert all(np.array_equal(a, b) for a, b in zip(layer.get_weights(), trained_binary[layer.name])), layer.name
+    for name in ("meta_dense", "meta_output"):
+        assert all(np.array_equal(a, b) for a, b in zip(model.get_layer(name).get_weights(), recorder.after["meta"][name]))
+        assert not all(np.array_equal(a, b) for a, b in zip(recorder.before["meta"][name], recorder.after["meta"][name]))
     assert set(META_LAYERS) <= {l.name for l in model.layers}
     # the absent class was trained anyway, with a warning
     assert any("surprise" in r.getMessage() for r in records)
+
+
+def test_meta_stage_trained_the_stacking_models_own_layers(stacked):
+    """The meta layers train on the representations computed once; the stacking model, running its bases on
+    the clips, scores the validation split as the meta stage's best epoch did."""
+    trained, val, *_ = stacked
+    probs = trained.model.predict(np.asarray(val.logmel, np.float32), verbose=0)
+    loss = -np.log(probs[np.arange(len(val)), np.asarray(val.labels)]).mean()
+    assert loss == pytest.approx(min(trained.history["val_loss"]), rel=1e-4)
 
 
 def test_stacking_history_and_hparams(stacked):

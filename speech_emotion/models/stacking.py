@@ -121,6 +121,23 @@ def build_stacking_model(
     return model
 
 
+def meta_head(model):
+    """The meta layers of a stacking model as a model of their own, from the concatenated representations to
+    the softmax. It shares the layers and the stacking model's optimizer (its trainable weights are exactly
+    the meta layers'), so training it trains the stacking model, optimizer state included, and a saved
+    stacking model loads with that state."""
+    import keras
+
+    representations = model.get_layer(META_LAYERS[0]).output
+    inputs = keras.Input(shape=tuple(representations.shape[1:]), name="representations_in")
+    x = inputs
+    for name in META_LAYERS[1:]:
+        x = model.get_layer(name)(x)
+    head = keras.Model(inputs, x, name="stacking_meta")
+    head.compile(optimizer=model.optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return head
+
+
 def base_probabilities(model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """The seven one-vs-rest sigmoid probabilities (N, 7) of a stacking model's base models."""
     outs = [model.get_layer(base_model_name(e)).predict(x, batch_size=batch_size, verbose=0)[1] for e in EMOTIONS]
@@ -230,9 +247,16 @@ def train_stacking(
         "stacking: training the meta model (%d parameters, %d trainable)",
         model.count_params(), sum(int(np.prod(w.shape)) for w in model.trainable_weights),
     )
-    fitted = model.fit(
-        make_dataset(x_train, y_train, config.batch_size, True, config.seed),
-        validation_data=make_dataset(x_val, y_val, config.batch_size, False, config.seed),
+    # The bases are frozen and run in inference mode, so each clip's representation does not change while
+    # the meta model trains: it is computed once, and the meta layers train on it through a head model that
+    # shares them, instead of seven CNN2D-LSTMs running forward over both splits every epoch.
+    head = meta_head(model)
+    represent = keras.Model(model.inputs, model.get_layer(META_LAYERS[0]).output)
+    r_train, r_val = (np.asarray(represent.predict(make_dataset(x, None, config.batch_size, False, config.seed),
+                                                   verbose=0), dtype=np.float32) for x in (x_train, x_val))
+    fitted = head.fit(
+        make_dataset(r_train, y_train, config.batch_size, True, config.seed),
+        validation_data=make_dataset(r_val, y_val, config.batch_size, False, config.seed),
         epochs=config.meta_epochs,
         callbacks=[early_stopping(), *extra("meta")],
         verbose=verbose,
