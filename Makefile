@@ -13,6 +13,8 @@ export ZENML_ENABLE_RICH_TRACEBACK := false
 export AUTO_OPEN_DASHBOARD := false
 export KERAS_BACKEND := tensorflow
 export TF_CPP_MIN_LOG_LEVEL ?= 2
+# a crash in native code (TensorFlow, numba, libsndfile) prints every thread's Python stack
+export PYTHONFAULTHANDLER ?= 1
 
 .PHONY: install setup demo test ui serve dashboard dashboard-stop clean clean-stores
 
