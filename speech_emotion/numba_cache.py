@@ -10,17 +10,33 @@ did exactly that, and every later run on that install crashed in its first libro
 :func:`librosa` is how the project imports librosa: the first call in a process compiles, or loads,
 the kernels the project uses (half a second of a tone through the same librosa calls) while holding
 an inter-process lock, so that only one process writes the cache at a time.
+
+The lock does not make a cache whole that is already broken (a process killed between a kernel's two
+files, or written by a version without the lock): a cold demo and a run started after a killed one
+each died in their first librosa call, in ``piptrack``'s ``localmax``. So, under the lock, whenever
+librosa's cache files differ from the last state known to load, the warm-up first runs in a child
+process (:func:`ensure_cache`); if the child dies of a signal, the cache files are deleted and the
+child recompiles them (about 30 s on 2 cores), and only then does this process load them. A process
+that finds the cache as last checked (every extraction worker, every later run) runs no child.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import logging
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+logger = logging.getLogger(__name__)
+
 _warmed = False
+
+#: the child of :func:`ensure_cache`: the warm-up, in a fresh interpreter
+WARM_UP_CHILD = "import numpy, librosa; from speech_emotion.numba_cache import _warm_up; _warm_up(librosa, numpy)"
 
 
 def lock_path() -> Path:
@@ -43,6 +59,7 @@ def librosa(timeout: float = -1):
         from filelock import FileLock
 
         with FileLock(str(lock_path()), timeout=timeout):
+            ensure_cache()
             _warm_up(module, np)
             _warmed = True
     return module
@@ -57,3 +74,73 @@ def _warm_up(librosa, np) -> None:
     mel_db = librosa.power_to_db(librosa.feature.melspectrogram(S=power, sr=sr, n_mels=32), ref=np.max)
     librosa.feature.mfcc(S=mel_db, n_mfcc=13)
     librosa.feature.chroma_stft(S=power, sr=sr, n_fft=512, hop_length=128)
+
+
+def cache_files() -> list[Path]:
+    """librosa's numba cache files: every index and data file under ``NUMBA_CACHE_DIR`` when it is set,
+    otherwise in the ``__pycache__`` folders beside librosa's sources."""
+    where = os.environ.get("NUMBA_CACHE_DIR")
+    if where:
+        roots = [Path(where)]
+    else:
+        spec = importlib.util.find_spec("librosa")
+        roots = [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
+    return sorted(f for root in roots if root.exists() for f in root.rglob("*.nb[ic]")
+                  if where or f.parent.name == "__pycache__")
+
+
+def _fingerprint() -> str:
+    digest = hashlib.sha256()
+    for f in cache_files():
+        try:
+            info = f.stat()
+        except FileNotFoundError:
+            continue
+        digest.update(f"{f}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def stamp_path() -> Path:
+    """Where the fingerprint of the cache last known to load is kept, beside the lock."""
+    return lock_path().with_suffix(".loads")
+
+
+def ensure_cache(command: list[str] | None = None) -> str:
+    """Check, in a child process, that librosa's cached kernels load; rebuild the cache if they do not.
+    Call it holding the lock. ``command`` (tests): the child, by default the warm-up (:data:`WARM_UP_CHILD`).
+
+    Returns ``"unchanged"`` (the cache is as last checked: no child ran), ``"checked"`` (the child
+    loaded, or compiled, every kernel) or ``"rebuilt"`` (the child died of a signal; the cache files
+    were deleted and a second child compiled them again). A child that dies again after the rebuild
+    raises :class:`RuntimeError`; one that fails with a Python error is left to this process's own
+    warm-up, which raises that error with its traceback.
+    """
+    stamp = stamp_path()
+    if stamp.exists() and stamp.read_text() == _fingerprint():
+        return "unchanged"
+    command = command or [sys.executable, "-c", WARM_UP_CHILD]
+    outcome = "checked"
+    child = _run(command)
+    if child.returncode < 0:
+        files = cache_files()
+        logger.warning("librosa's numba cache crashed a process that loaded it (signal %d; numba/numba#10128): "
+                       "deleting its %d files and compiling them again (about 30 s)\n%s",
+                       -child.returncode, len(files), child.stdout[-2000:])
+        for f in files:
+            f.unlink(missing_ok=True)
+        outcome = "rebuilt"
+        child = _run(command)
+        if child.returncode < 0:
+            raise RuntimeError(
+                f"librosa's numba kernels crash a fresh process (signal {-child.returncode}) even after their "
+                f"cache was rebuilt; set NUMBA_CACHE_DIR to an empty folder and try again\n{child.stdout[-2000:]}")
+    if child.returncode == 0:
+        stamp.write_text(_fingerprint())
+    return outcome
+
+
+def _run(command: list[str]) -> subprocess.CompletedProcess:
+    package_root = str(Path(__file__).resolve().parent.parent)
+    path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
+    return subprocess.run(command, env=dict(os.environ, PYTHONPATH=path, PYTHONFAULTHANDLER="1"),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from filelock import FileLock
 
 from tests.conftest import ROOT
@@ -67,3 +68,32 @@ def test_processes_started_together_on_an_empty_cache_all_work_and_so_does_the_n
     results = [np.load(tmp_path / f"{name}.npy") for name in ("together0", "together1", "together2", "after")]
     for other in results[1:]:
         np.testing.assert_array_equal(results[0], other)
+
+
+CRASH_WHILE = """
+import os, signal, sys
+from pathlib import Path
+if (Path(sys.argv[1]) / "broken.nbi").exists():  # stands in for a cache whose kernels do not link
+    os.kill(os.getpid(), signal.SIGSEGV)
+(Path(sys.argv[1]) / "fresh.nbi").write_text("compiled again")
+"""
+
+
+def test_a_cache_that_crashes_the_process_loading_it_is_rebuilt_and_then_trusted(tmp_path, monkeypatch):
+    cache = tmp_path / "numba"
+    cache.mkdir()
+    (cache / "broken.nbi").write_text("index")
+    (cache / "broken.1.nbc").write_text("kernel")
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(cache))
+    from speech_emotion import numba_cache
+
+    child = [sys.executable, "-c", CRASH_WHILE, str(cache)]
+    assert numba_cache.ensure_cache(child) == "rebuilt"
+    assert sorted(p.name for p in cache.iterdir()) == ["fresh.nbi"]  # the crashing files are gone
+
+    always_crashes = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"]
+    assert numba_cache.ensure_cache(always_crashes) == "unchanged"  # as last checked: no child runs
+    (cache / "fresh.nbi").write_text("written by another process since")
+    with pytest.raises(RuntimeError, match=r"signal 11.*NUMBA_CACHE_DIR"):
+        numba_cache.ensure_cache(always_crashes)
+    assert not (cache / "fresh.nbi").exists()
