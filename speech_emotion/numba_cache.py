@@ -40,10 +40,13 @@ WARM_UP_CHILD = "import numpy, librosa; from speech_emotion.numba_cache import _
 
 
 def lock_path() -> Path:
-    """The lock shared by every process that writes the same numba cache (one per environment, or
-    per ``NUMBA_CACHE_DIR``)."""
-    where = os.environ.get("NUMBA_CACHE_DIR") or sys.prefix
-    digest = hashlib.sha256(os.path.abspath(where).encode()).hexdigest()[:16]
+    """The lock shared by every process that writes the same numba cache: one per ``NUMBA_CACHE_DIR``,
+    or per installed copy of librosa. Keyed on the folder's real path, so that environments reached
+    through different paths (a symlinked ``.venv`` in two clones) that write the same ``__pycache__``
+    share one lock: with one lock each, two runs wrote one kernel's two cache files between them and
+    a third process crashed loading the pair."""
+    where = os.environ.get("NUMBA_CACHE_DIR") or _librosa_folder() or sys.prefix
+    digest = hashlib.sha256(os.path.realpath(where).encode()).hexdigest()[:16]
     return Path(tempfile.gettempdir()) / f"speech_emotion-numba-{digest}.lock"
 
 
@@ -83,10 +86,15 @@ def cache_files() -> list[Path]:
     if where:
         roots = [Path(where)]
     else:
-        spec = importlib.util.find_spec("librosa")
-        roots = [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
+        roots = [Path(_librosa_folder())] if _librosa_folder() else []
     return sorted(f for root in roots if root.exists() for f in root.rglob("*.nb[ic]")
                   if where or f.parent.name == "__pycache__")
+
+
+def _librosa_folder() -> str | None:
+    spec = importlib.util.find_spec("librosa")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    return locations[0] if locations else None
 
 
 def _fingerprint() -> str:

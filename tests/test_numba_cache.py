@@ -97,3 +97,17 @@ def test_a_cache_that_crashes_the_process_loading_it_is_rebuilt_and_then_trusted
     with pytest.raises(RuntimeError, match=r"signal 11.*NUMBA_CACHE_DIR"):
         numba_cache.ensure_cache(always_crashes)
     assert not (cache / "fresh.nbi").exists()
+
+
+def test_one_cache_folder_reached_through_a_symlink_has_one_lock(tmp_path, monkeypatch):
+    # two clones sharing one .venv through a symlink write one __pycache__: they must take one lock
+    from speech_emotion import numba_cache
+
+    (tmp_path / "numba").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "numba")
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "link"))
+    through_link = numba_cache.lock_path()
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba"))
+    assert numba_cache.lock_path() == through_link
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "other"))
+    assert numba_cache.lock_path() != through_link
