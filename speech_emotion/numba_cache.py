@@ -40,14 +40,25 @@ WARM_UP_CHILD = "import numpy, librosa; from speech_emotion.numba_cache import _
 
 
 def lock_path() -> Path:
-    """The lock shared by every process that writes the same numba cache: one per ``NUMBA_CACHE_DIR``,
-    or per installed copy of librosa. Keyed on the folder's real path, so that environments reached
-    through different paths (a symlinked ``.venv`` in two clones) that write the same ``__pycache__``
-    share one lock: with one lock each, two runs wrote one kernel's two cache files between them and
-    a third process crashed loading the pair."""
-    where = os.environ.get("NUMBA_CACHE_DIR") or _librosa_folder() or sys.prefix
+    """The lock shared by every process that writes the same numba cache: one per cache folder
+    (:func:`cache_dir`, or the installed copy of librosa whose ``__pycache__`` folders hold it). Keyed
+    on the folder's real path, so that environments reached through different paths (a symlinked
+    ``.venv`` in two clones) that write the same ``__pycache__`` share one lock."""
+    where = cache_dir() or _librosa_folder() or sys.prefix
     digest = hashlib.sha256(os.path.realpath(where).encode()).hexdigest()[:16]
     return Path(tempfile.gettempdir()) / f"speech_emotion-numba-{digest}.lock"
+
+
+def cache_dir() -> str:
+    """The ``NUMBA_CACHE_DIR`` this process's numba writes to, "" for the ``__pycache__`` folders beside
+    the sources: numba reads the variable once, when it is imported, so once it is, its own setting
+    counts, not the environment's. They differ in a ZenML step: ZenML sets ``NUMBA_CACHE_DIR=/tmp``
+    when it loads its integrations (``zenml/integrations/evidently``), and a process that imported
+    numba before that writes beside librosa's sources while its environment says ``/tmp``."""
+    config = sys.modules.get("numba.core.config")
+    if config is not None:
+        return config.CACHE_DIR or ""
+    return os.environ.get("NUMBA_CACHE_DIR", "")
 
 
 def librosa(timeout: float = -1):
@@ -80,15 +91,20 @@ def _warm_up(librosa, np) -> None:
 
 
 def cache_files() -> list[Path]:
-    """librosa's numba cache files: every index and data file under ``NUMBA_CACHE_DIR`` when it is set,
+    """librosa's numba cache files: the index and data files in the folders numba gives librosa's
+    source folders under :func:`cache_dir` when there is one (not the rest of it: ZenML's is ``/tmp``),
     otherwise in the ``__pycache__`` folders beside librosa's sources."""
-    where = os.environ.get("NUMBA_CACHE_DIR")
-    if where:
-        roots = [Path(where)]
+    library = _librosa_folder()
+    if not library:
+        return []
+    sources = sorted({f.parent for f in Path(library).rglob("*.py")})
+    if cache_dir():
+        from numba.core.caching import _CacheLocator
+
+        folders = [Path(cache_dir()) / _CacheLocator.get_suitable_cache_subpath(str(d / "x.py")) for d in sources]
     else:
-        roots = [Path(_librosa_folder())] if _librosa_folder() else []
-    return sorted(f for root in roots if root.exists() for f in root.rglob("*.nb[ic]")
-                  if where or f.parent.name == "__pycache__")
+        folders = [d / "__pycache__" for d in sources]
+    return sorted(f for folder in folders if folder.is_dir() for f in folder.glob("*.nb[ic]"))
 
 
 def _librosa_folder() -> str | None:
@@ -150,5 +166,8 @@ def ensure_cache(command: list[str] | None = None) -> str:
 def _run(command: list[str]) -> subprocess.CompletedProcess:
     package_root = str(Path(__file__).resolve().parent.parent)
     path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
-    return subprocess.run(command, env=dict(os.environ, PYTHONPATH=path, PYTHONFAULTHANDLER="1"),
+    env = dict(os.environ, PYTHONPATH=path, PYTHONFAULTHANDLER="1", NUMBA_CACHE_DIR=cache_dir())
+    if not env["NUMBA_CACHE_DIR"]:  # the child checks the cache this process loads, not the environment's
+        del env["NUMBA_CACHE_DIR"]
+    return subprocess.run(command, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)

@@ -36,12 +36,21 @@ def _start(tmp_path, name: str, timeout: float = -1) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, text=True)
 
 
+def _use_cache_dir(monkeypatch, folder) -> None:
+    """``NUMBA_CACHE_DIR`` for this process's numba (imported already, it reads the variable no more)
+    and for its children."""
+    import numba.core.config
+
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(folder))
+    monkeypatch.setattr(numba.core.config, "CACHE_DIR", str(folder))
+
+
 def _cached_kernels(cache_dir) -> list:
     return sorted(p.name for p in cache_dir.rglob("*.nbi")) if cache_dir.exists() else []
 
 
 def test_a_process_waits_for_the_lock_before_compiling_librosas_kernels(tmp_path, monkeypatch):
-    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba"))
+    _use_cache_dir(monkeypatch, tmp_path / "numba")
     from speech_emotion import numba_cache
 
     with FileLock(str(numba_cache.lock_path())):
@@ -80,23 +89,50 @@ if (Path(sys.argv[1]) / "broken.nbi").exists():  # stands in for a cache whose k
 
 
 def test_a_cache_that_crashes_the_process_loading_it_is_rebuilt_and_then_trusted(tmp_path, monkeypatch):
+    import librosa.util
+    from numba.core.caching import _CacheLocator
+
     cache = tmp_path / "numba"
-    cache.mkdir()
-    (cache / "broken.nbi").write_text("index")
-    (cache / "broken.1.nbc").write_text("kernel")
-    monkeypatch.setenv("NUMBA_CACHE_DIR", str(cache))
+    kernels = cache / _CacheLocator.get_suitable_cache_subpath(librosa.util.__file__)  # numba's folder for librosa/util
+    kernels.mkdir(parents=True)
+    (kernels / "broken.nbi").write_text("index")
+    (kernels / "broken.1.nbc").write_text("kernel")
+    (cache / "other_1234").mkdir()
+    (cache / "other_1234" / "another_library.nbi").write_text("not librosa's")
+    _use_cache_dir(monkeypatch, cache)
     from speech_emotion import numba_cache
 
-    child = [sys.executable, "-c", CRASH_WHILE, str(cache)]
+    child = [sys.executable, "-c", CRASH_WHILE, str(kernels)]
     assert numba_cache.ensure_cache(child) == "rebuilt"
-    assert sorted(p.name for p in cache.iterdir()) == ["fresh.nbi"]  # the crashing files are gone
+    assert sorted(p.name for p in kernels.iterdir()) == ["fresh.nbi"]  # the crashing files are gone
+    assert (cache / "other_1234" / "another_library.nbi").exists()  # and only librosa's
 
     always_crashes = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"]
     assert numba_cache.ensure_cache(always_crashes) == "unchanged"  # as last checked: no child runs
-    (cache / "fresh.nbi").write_text("written by another process since")
+    (kernels / "fresh.nbi").write_text("written by another process since")
     with pytest.raises(RuntimeError, match=r"signal 11.*NUMBA_CACHE_DIR"):
         numba_cache.ensure_cache(always_crashes)
-    assert not (cache / "fresh.nbi").exists()
+    assert not (kernels / "fresh.nbi").exists()
+
+
+def test_the_cache_checked_and_locked_is_the_one_numba_uses_not_the_environments(tmp_path, monkeypatch):
+    # ZenML sets NUMBA_CACHE_DIR=/tmp when it loads its integrations; a step that imported numba before
+    # that still writes beside librosa's sources: its lock, its files and its child must be those
+    import numba.core.config
+
+    from speech_emotion import numba_cache
+
+    monkeypatch.setattr(numba.core.config, "CACHE_DIR", "")
+    beside_sources = numba_cache.lock_path()
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "zenml_says"))
+    assert numba_cache.cache_dir() == "" and numba_cache.lock_path() == beside_sources
+    assert all(f.parent.name == "__pycache__" and "librosa" in f.parts for f in numba_cache.cache_files())
+
+    seen = tmp_path / "child_saw.txt"
+    report = [sys.executable, "-c", f"import os; open({str(seen)!r}, 'w').write(repr(os.environ.get('NUMBA_CACHE_DIR')))"]
+    monkeypatch.setattr(numba_cache, "stamp_path", lambda: tmp_path / "stamp")
+    numba_cache.ensure_cache(report)
+    assert seen.read_text() == "None"  # the child checks the __pycache__ this process loads
 
 
 def test_one_cache_folder_reached_through_a_symlink_has_one_lock(tmp_path, monkeypatch):
@@ -105,9 +141,9 @@ def test_one_cache_folder_reached_through_a_symlink_has_one_lock(tmp_path, monke
 
     (tmp_path / "numba").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "numba")
-    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "link"))
+    _use_cache_dir(monkeypatch, tmp_path / "link")
     through_link = numba_cache.lock_path()
-    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba"))
+    _use_cache_dir(monkeypatch, tmp_path / "numba")
     assert numba_cache.lock_path() == through_link
-    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "other"))
+    _use_cache_dir(monkeypatch, tmp_path / "other")
     assert numba_cache.lock_path() != through_link
