@@ -275,7 +275,7 @@ def test_transformer_learning_rate_warms_up_and_the_schedule_survives_saving(tmp
     assert CnnTransformerHParams().warmup_steps == 50 and CnnTransformerHParams().position_encoding
 
 
-@pytest.mark.parametrize("name", ["cnn2d_lstm", "cnn_lstm_fused", "cnn_transformer"])
+@pytest.mark.parametrize("name", ["cnn2d_lstm", "cnn_lstm_fused", "cnn_transformer", "lstm_cnn_2d"])
 def test_padding_is_masked_more_padding_leaves_the_prediction_and_unmasked_padding_does_not(name):
     """The LSTM, attention and pooling skip the zero padding frames (speech_emotion.models.masking)."""
     import keras

@@ -63,11 +63,19 @@ class LstmCnn2dHParams(_LstmCnnHParams):
     pooling: str = "flatten"
 
 
-def _head(x, hp, n_classes: int, dims: int):
+def _head(x, hp, n_classes: int, dims: int, time_mask=None):
+    """Flatten, or the global mean; ``time_mask`` ((batch, steps) bool, 2-D only): the mean over the
+    clip's time steps only, then over the LSTM-unit axis (the masked form of ``GlobalAveragePooling2D``)."""
     from keras import layers
 
     if hp.pooling == "flatten":
         x = layers.Flatten(name="flatten")(x)
+    elif time_mask is not None:
+        steps, units, channels = x.shape[1:]
+        x = layers.Reshape((steps, units * channels), name="to_sequence")(x)
+        x = layers.GlobalAveragePooling1D(name="time_pool")(x, mask=time_mask)
+        x = layers.Reshape((units, channels), name="to_units")(x)
+        x = layers.GlobalAveragePooling1D(name="unit_pool")(x)
     else:
         pool = layers.GlobalAveragePooling2D if dims == 2 else layers.GlobalAveragePooling1D
         x = pool(name="global_pool")(x)
@@ -93,16 +101,25 @@ def build_lstm_cnn_1d(input_shape: tuple[int, ...], n_classes: int, hp: LstmCnn1
 
 def build_lstm_cnn_2d(input_shape: tuple[int, ...], n_classes: int, hp: LstmCnn2dHParams | dict | None = None):
     """(n_mels, n_frames) -> frames over time -> LSTM (whole sequence) -> (n_frames, units, 1)
-    -> Conv2D blocks -> flatten -> dropout -> softmax."""
+    -> Conv2D blocks -> flatten (or the mean over the clip's steps) -> dropout -> softmax.
+
+    The padding frames (zero after scaling with ``features.mask_padding``,
+    :mod:`speech_emotion.models.masking`) are masked: the LSTM skips them and outputs zeros there, so
+    the conv blocks see the same values after the clip whatever the padding was, and ``global_avg``
+    averages over the clip's steps only."""
     import keras
     from keras import layers
+
+    from speech_emotion.models.masking import padding_mask, time_factor
 
     hp = LstmCnn2dHParams.coerce(hp)
     inputs = keras.Input(shape=_check_shape(input_shape, 2, "lstm_cnn_2d"), name="logmel")
     x = layers.Permute((2, 1), name="time_major")(inputs)
-    x = layers.LSTM(hp.lstm_units, return_sequences=True, name="lstm")(x)
+    x = layers.LSTM(hp.lstm_units, return_sequences=True, zero_output_for_mask=True, name="lstm")(
+        x, mask=padding_mask(inputs, 1, "padding_mask"))
     x = layers.Reshape((x.shape[1], x.shape[2], 1), name="add_channel")(x)
     for i in range(hp.conv_blocks):
         x = conv_block(x, hp.filters_first if i == 0 else hp.filters_next, hp.kernel_size, 2, f"block{i + 1}")
-    outputs = _head(x, hp, n_classes, 2)
+    steps_mask = padding_mask(inputs, time_factor(inputs.shape[2], hp.conv_blocks), "pooled_padding_mask")
+    outputs = _head(x, hp, n_classes, 2, time_mask=steps_mask)
     return compile_classifier(keras.Model(inputs, outputs, name="lstm_cnn_2d"), hp)
