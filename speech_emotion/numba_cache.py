@@ -18,6 +18,11 @@ librosa's cache files differ from the last state known to load, the warm-up firs
 process (:func:`ensure_cache`); if the child dies of a signal, the cache files are deleted and the
 child recompiles them (about 30 s on 2 cores), and only then does this process load them. A process
 that finds the cache as last checked (every extraction worker, every later run) runs no child.
+
+The cache meant throughout is the one numba itself uses in this process (:func:`cache_dir`), not the
+one ``NUMBA_CACHE_DIR`` names now: ZenML changes that variable after numba is imported, and steps that
+followed it took a lock over the wrong folder while writing librosa's ``__pycache__``; one of three
+seed runs started together segfaulted in ``piptrack`` that way.
 """
 
 from __future__ import annotations
