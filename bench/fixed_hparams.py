@@ -1,6 +1,7 @@
 """Train one family with fixed hyperparameters, and variants of them, on a finished training run's
-features; print each variant's validation and test accuracy. This is how the demo profile's fixed
-settings were chosen (BENCHMARKS.md, "Where the minutes go, and whether the method learns").
+features; print each variant's validation and test accuracy (and test macro-F1), from the project's
+own prediction and evaluation code. This is how the demo profile's fixed settings were chosen
+(BENCHMARKS.md, "Where the minutes go, and whether the method learns").
 
     python bench/fixed_hparams.py FAMILY [--run RUN_NAME_OR_ID] [--config configs/demo.yaml]
         [--variant NAME:KEY=VALUE[,KEY=VALUE...]] ...
@@ -45,8 +46,7 @@ def main() -> None:
     from zenml.client import Client
 
     from speech_emotion.config import ModelConfig, TrainingConfig
-    from speech_emotion.models import get_family
-    from speech_emotion.models.trained import model_inputs
+    from speech_emotion.evaluation import evaluate_probabilities
     from speech_emotion.training import train_model
 
     params = yaml.safe_load(open(args.config))["parameters"]
@@ -60,7 +60,6 @@ def main() -> None:
     train, val = ((trained_on.inputs["train"][0].load(), trained_on.inputs["val"][0].load()) if trained_on
                   else (scaled["train_features"][0].load(), scaled["val_features"][0].load()))
     test = scaled["test_features"][0].load()
-    family = get_family(args.family)
     print(f"run {run.name}: {args.family} on {len(train)} training, {len(val)} validation, {len(test)} test clips")
     print(f"base: {base_hp} training {base_training}")
 
@@ -69,10 +68,10 @@ def main() -> None:
         hp = {**base_hp, **{k: v for k, v in override.items() if k not in training_keys}}
         training = TrainingConfig(**{**base_training, **{k: v for k, v in override.items() if k in training_keys}})
         trained = train_model(train, val, ModelConfig(family=args.family, hparams=hp), training, progress=False)
-        accuracy = [float((trained.model.predict(model_inputs(fs, family.input), verbose=0).argmax(1)
-                           == fs.labels).mean()) for fs in (val, test)]
-        print(f"{name:<16} epochs {len(trained.history['loss']):>3}  val accuracy {accuracy[0]:.3f}  "
-              f"test accuracy {accuracy[1]:.3f}  {override}", flush=True)
+        val_ev, test_ev = (evaluate_probabilities(name, split, trained.predict_proba(fs), fs.labels, fs.corpus)
+                           for split, fs in (("val", val), ("test", test)))
+        print(f"{name:<16} epochs {len(trained.history['loss']):>3}  val accuracy {val_ev.accuracy:.3f}  "
+              f"test accuracy {test_ev.accuracy:.3f} (F1-macro {test_ev.f1_macro:.3f})  {override}", flush=True)
 
 
 if __name__ == "__main__":

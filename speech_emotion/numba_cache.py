@@ -103,10 +103,11 @@ def cache_files() -> list[Path]:
     if not library:
         return []
     sources = sorted({f.parent for f in Path(library).rglob("*.py")})
-    if cache_dir():
+    where = cache_dir()
+    if where:
         from numba.core.caching import _CacheLocator
 
-        folders = [Path(cache_dir()) / _CacheLocator.get_suitable_cache_subpath(str(d / "x.py")) for d in sources]
+        folders = [Path(where) / _CacheLocator.get_suitable_cache_subpath(str(d / "x.py")) for d in sources]
     else:
         folders = [d / "__pycache__" for d in sources]
     return sorted(f for folder in folders if folder.is_dir() for f in folder.glob("*.nb[ic]"))
