@@ -134,6 +134,9 @@ def test_paper_sizes_of_every_family():
         assert model.output_shape == (None, 7)
         assert model.layers[-1].name == "classifier" and model.layers[-1].dtype_policy.name == "float32"
         counts[name] = model.count_params()
+        # every conv block's BatchNorm keeps a short moving average (see cnn_lstm.BATCHNORM_MOMENTUM)
+        norms = [l for l in model.layers if l.__class__.__name__ == "BatchNormalization"]
+        assert norms and {l.momentum for l in norms} == {0.9}, name
         low, high = PAPER_PARAMS[name]
         assert low < counts[name] < high, (name, counts[name])
         if name == "cnn_transformer":
