@@ -124,8 +124,12 @@ def test_long_clip_is_scored_over_windows_and_averaged(tmp_path, single):
     # the windows: [0, 1), [1, 2) and the last one, [1.5, 2.5) windows
     parts = [y[:n], y[n : 2 * n], y[-n:]]
     probs = [single.predict_waveform(part, sr) for part in parts]
-    expected = np.mean([[p[c] for c in EMOTIONS] for p in probs], axis=0)
-    np.testing.assert_allclose([row[c] for c in EMOTIONS], expected, atol=1e-5)
+    windows = np.array([[p[c] for c in EMOTIONS] for p in probs])
+    # float32 kernels round differently for a batch of three windows than for one at a time (about 1e-5
+    # here); the windows' scores differ from their mean by over 8x the tolerance, so a wrong window set
+    # or weighting still fails
+    assert np.abs(windows - windows.mean(axis=0)).max() > 4e-4
+    np.testing.assert_allclose([row[c] for c in EMOTIONS], windows.mean(axis=0), atol=5e-5)
     timeline = single.timeline(path)
     d = PARAMS.duration_s
     assert timeline["start_s"].tolist() == pytest.approx([0.0, d, 1.5 * d])
