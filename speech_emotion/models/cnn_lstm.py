@@ -202,10 +202,9 @@ def conv_block(x, filters: int, kernel_size: int, dims: int, name: str, elu_firs
 
     conv, pool = (layers.Conv2D, layers.MaxPooling2D) if dims == 2 else (layers.Conv1D, layers.MaxPooling1D)
     x = conv(filters, kernel_size, padding="same", name=f"{name}_conv")(x)
-    if elu_first:
-        x = layers.BatchNormalization(momentum=BATCHNORM_MOMENTUM, name=f"{name}_bn")(layers.ELU(name=f"{name}_elu")(x))
-    else:
-        x = layers.ELU(name=f"{name}_elu")(layers.BatchNormalization(momentum=BATCHNORM_MOMENTUM, name=f"{name}_bn")(x))
+    norm = layers.BatchNormalization(momentum=BATCHNORM_MOMENTUM, name=f"{name}_bn")
+    elu = layers.ELU(name=f"{name}_elu")
+    x = norm(elu(x)) if elu_first else elu(norm(x))
     spatial = tuple(x.shape[1 : 1 + dims])
     pool_size = tuple(2 if (n is None or n >= 2) else 1 for n in spatial)
     return pool(pool_size if dims == 2 else pool_size[0], name=f"{name}_pool")(x)
