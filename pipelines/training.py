@@ -438,7 +438,8 @@ def compose_training(
     description = describe_protocol(EvaluationConfig(), split)
 
     def functionals(kind: str) -> dict[str, Any]:
-        return {name: with_resources(extract_functionals, resources)(utt, kind, features.sample_rate, id=f"extract_{name}_functionals")
+        return {name: with_resources(extract_functionals, resources)(
+                    utt, kind, features.sample_rate, features.workers, id=f"extract_{name}_functionals")
                 for name, utt in (("train", train_utt), ("val", val_utt), ("test", test_utt))}
 
     trained = compose_models(
@@ -505,8 +506,8 @@ def compose_protocol(
 
         def functionals(kind: str, k=k, suffix=suffix) -> dict[str, Any]:
             if kind not in all_functionals:
-                all_functionals[kind] = with_resources(extract_functionals, resources)(utterances, kind, features.sample_rate,
-                                                            id=f"extract_functionals_{kind}")
+                all_functionals[kind] = with_resources(extract_functionals, resources)(
+                    utterances, kind, features.sample_rate, features.workers, id=f"extract_functionals_{kind}")
             parts = fold_functionals(all_functionals[kind], utterances, folds_table, fold=k,
                                      id=f"fold_functionals_{kind}{suffix}")
             names = ("train_functionals", "val_functionals", "test_functionals")

@@ -181,6 +181,7 @@ class FeatureConfig(FeatureParams):
     max_duration_s: float = Field(8.0, gt=0)
     #: content-addressed cache of per-clip features; relative to the project root, or a URL (s3://...)
     cache_dir: str | None = "data/cache/features"
+    #: processes extracting the clips' features, and openSMILE's functionals for the baseline, side by side
     workers: int = Field(1, ge=1)
     scale: bool = True
     #: ``element``: per (band, frame), the seed's; ``band``: per mel band over the clips' own frames

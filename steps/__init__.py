@@ -1,6 +1,7 @@
 """Thin typed ZenML steps over ``speech_emotion``: each adapts one library call
 (types, MLflow logging, caching) and holds no method logic of its own."""
 
+from steps import _source_cache  # noqa: F401  (first: ZenML's per-artifact package lookup, cached)
 from steps.analysis import analyse_dataset
 from steps.compare import compare_models
 from steps.deploy import build_predictor, promote_model, register_model

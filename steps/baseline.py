@@ -29,9 +29,11 @@ logger = logging.getLogger(__name__)
 
 
 @step
-def extract_functionals(utterances: pd.DataFrame, kind: str, sample_rate: int = 16000) -> Annotated[np.ndarray, "functionals"]:
-    """openSMILE ComParE / eGeMAPS or librosa functionals of every utterance, in the table's order."""
-    return FunctionalsExtractor(kind, sample_rate).files(utterances["path"].tolist(), progress=True)
+def extract_functionals(utterances: pd.DataFrame, kind: str, sample_rate: int = 16000,
+                        workers: int = 1) -> Annotated[np.ndarray, "functionals"]:
+    """openSMILE ComParE / eGeMAPS or librosa functionals of every utterance, in the table's order;
+    openSMILE in ``workers`` processes side by side (the pipeline passes ``features.workers``)."""
+    return FunctionalsExtractor(kind, sample_rate, workers).files(utterances["path"].tolist(), progress=True)
 
 
 def _aligned(x: np.ndarray, features: FeatureSet, split: str) -> FeatureSet:

@@ -156,3 +156,25 @@ def test_opensmile_runs_beside_tensorflow():
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "SHAPE (2, 88)" in proc.stdout
+
+
+def test_opensmile_in_two_processes_gives_the_rows_of_one_in_the_clips_order(tmp_path):
+    import soundfile as sf
+
+    rng = np.random.default_rng(3)
+    paths = []
+    for i in range(5):  # 5 clips: parts of 2 and 3 (an uneven cut)
+        t = np.arange(8000 + 1600 * i) / 16000
+        y = 0.2 * np.sin(2 * np.pi * (150 + 40 * i) * t) + 0.01 * rng.standard_normal(t.size)
+        paths.append(str(tmp_path / f"clip{i}.wav"))
+        sf.write(paths[-1], y.astype(np.float32), 16000)
+    one = FunctionalsExtractor("egemaps", workers=1).files(paths)
+    two = FunctionalsExtractor("egemaps", workers=2).files(paths)
+    assert one.shape == (5, 88)
+    np.testing.assert_array_equal(two, one)
+    assert len({row.tobytes() for row in one}) == 5  # each clip its own row, so the order is checked
+    with pytest.raises(ValueError, match="workers"):
+        FunctionalsExtractor("egemaps", workers=0)
+    # a part that fails is reported with its error after the other part has ended
+    with pytest.raises(RuntimeError, match=r"(?s)openSMILE \(egemaps\) failed.*missing\.wav"):
+        FunctionalsExtractor("egemaps", workers=2).files([paths[0], str(tmp_path / "missing.wav")])

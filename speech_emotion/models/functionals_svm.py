@@ -99,14 +99,18 @@ def _librosa_functionals(y: np.ndarray, sr: int) -> np.ndarray:
 class FunctionalsExtractor:
     """Per-clip functionals of one kind (:data:`FEATURE_KINDS`) at ``sample_rate``.
 
-    openSMILE runs in a fresh Python process: in a process that has loaded TensorFlow (every
-    pipeline step does) its native library corrupts the heap (``malloc(): invalid size``).
+    openSMILE runs in fresh Python processes: in a process that has loaded TensorFlow (every
+    pipeline step does) its native library corrupts the heap (``malloc(): invalid size``). With
+    ``workers`` > 1 the clips are cut into that many consecutive parts, one process each, run
+    side by side; the rows come back in the clips' order.
     """
 
-    def __init__(self, kind: str = "compare", sample_rate: int = 16000):
+    def __init__(self, kind: str = "compare", sample_rate: int = 16000, workers: int = 1):
         if kind not in FEATURE_KINDS:
             raise ValueError(f"functionals: {kind!r} is not one of {FEATURE_KINDS}")
-        self.kind, self.sample_rate = kind, sample_rate
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"functionals: workers must be a whole number >= 1, got {workers!r}")
+        self.kind, self.sample_rate, self.workers = kind, sample_rate, workers
 
     def signal(self, y: np.ndarray) -> np.ndarray:
         """(D,) functionals of one mono signal at ``sample_rate``."""
@@ -117,7 +121,7 @@ class FunctionalsExtractor:
         ys = [np.asarray(y, dtype=np.float32) for y in ys]
         if self.kind == "librosa":
             return np.stack([_librosa_functionals(y, self.sample_rate) for y in ys])
-        return _in_fresh_process(self.kind, self.sample_rate, signals=ys)
+        return _in_fresh_process(self.kind, self.sample_rate, signals=ys, workers=self.workers)
 
     def files(self, paths: Sequence[str], progress: bool = False) -> np.ndarray:
         """(N, D) functionals of the files, in order (decoded by :func:`speech_emotion.audio.load_audio`)."""
@@ -130,12 +134,13 @@ class FunctionalsExtractor:
 
             return np.stack([_librosa_functionals(load_audio(p, target_sr=self.sample_rate), self.sample_rate)
                              for p in tqdm(paths, desc="functionals (librosa)", disable=not progress)])
-        return _in_fresh_process(self.kind, self.sample_rate, paths=list(paths))
+        return _in_fresh_process(self.kind, self.sample_rate, paths=list(paths), workers=self.workers)
 
 
 def _in_fresh_process(kind: str, sample_rate: int, paths: list[str] | None = None,
-                      signals: list[np.ndarray] | None = None) -> np.ndarray:
-    """Run :func:`_opensmile_job` in a new interpreter that imports this same library."""
+                      signals: list[np.ndarray] | None = None, workers: int = 1) -> np.ndarray:
+    """Run :func:`_opensmile_job` in new interpreters that import this same library: one per part of
+    the clips, at most ``workers`` parts, all started before any is waited for."""
     import os
     import subprocess
     import sys
@@ -143,15 +148,24 @@ def _in_fresh_process(kind: str, sample_rate: int, paths: list[str] | None = Non
 
     package_root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+    items = paths if paths is not None else signals
+    bounds = np.linspace(0, len(items), max(1, min(workers, len(items))) + 1).round().astype(int)
     with tempfile.TemporaryDirectory(prefix="opensmile-") as tmp:
-        job = Path(tmp)
-        (job / "job.json").write_text(json.dumps({"kind": kind, "sample_rate": sample_rate, "paths": paths}))
-        if signals is not None:
-            np.savez(job / "signals.npz", *signals)
-        proc = subprocess.run([sys.executable, "-m", __name__, str(job)], env=env, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"openSMILE ({kind}) failed with exit code {proc.returncode}: {proc.stderr[-2000:]}")
-        return np.load(job / "out.npy")
+        jobs = []
+        for i, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:])):
+            job = Path(tmp) / f"part{i}"
+            job.mkdir()
+            part = None if paths is None else paths[start:stop]
+            (job / "job.json").write_text(json.dumps({"kind": kind, "sample_rate": sample_rate, "paths": part}))
+            if signals is not None:
+                np.savez(job / "signals.npz", *signals[start:stop])
+            jobs.append((job, subprocess.Popen([sys.executable, "-m", __name__, str(job)], env=env,
+                                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
+        errors = [proc.communicate()[1] for _, proc in jobs]  # every part ends before any failure is raised
+        for (_, proc), err in zip(jobs, errors):
+            if proc.returncode != 0:
+                raise RuntimeError(f"openSMILE ({kind}) failed with exit code {proc.returncode}: {err[-2000:]}")
+        return np.concatenate([np.load(job / "out.npy") for job, _ in jobs])
 
 
 def _opensmile_job(job: Path) -> None:
