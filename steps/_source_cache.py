@@ -3,7 +3,7 @@ from a package (numpy, pandas, ZenML's own materializers) each time it stores an
 ``zenml.utils.source_utils._get_package_for_module`` calls ``importlib.metadata.packages_distributions()``,
 which reads the metadata of every installed distribution (about 0.15 s for this project's ~200, on the
 2-core CI machine) and keeps nothing. The installed packages do not change while a pipeline runs, so the
-answer per top-level module is cached for the process (issue 10: the demo's first run)."""
+answer is cached per module name for the process (issue 10: the demo's first run)."""
 
 from __future__ import annotations
 
