@@ -455,11 +455,12 @@ def compose_training(
                                 if model is not None else (build_predictor, register_model, promote_model))
     predictor = build(scaler, trained.models, comparison, deploy, params, ga_weights=trained.ga_weights,
                       stacking_model=trained.stacked, average_voting=ensemble.average)
-    (mlflow_version,) = named(register(predictor, utterances, comparison, scaler, test_raw, corpora=sorted(roots),
-                                       split=split, registered_model=promotion.registered_model,
-                                       source_fingerprint=source, data_sources=data_sources or {}),
-                              "mlflow_model_version")
-    return promote(predictor, test_raw, promotion, mlflow_version)
+    mlflow_version, test_probabilities = named(
+        register(predictor, utterances, comparison, scaler, test_raw, corpora=sorted(roots), split=split,
+                 registered_model=promotion.registered_model, source_fingerprint=source,
+                 data_sources=data_sources or {}),
+        "mlflow_model_version", "test_probabilities")
+    return promote(predictor, test_raw, promotion, mlflow_version, test_probabilities)
 
 
 def compose_protocol(

@@ -30,7 +30,9 @@ def probabilities_on(predictor: Predictor, test) -> np.ndarray:
     if same and not predictor.needs_audio:
         probs = predictor.predict_features(test)
     else:
-        table = predictor.predict_paths(list(map(str, test.utterance_ids)))
+        # 256 files a pass: each pass starts openSMILE's process (a baseline member) and runs every
+        # network once, so a test split of a few hundred clips goes through in one or two passes
+        table = predictor.predict_paths(list(map(str, test.utterance_ids)), batch_files=256)
         if table["error"].notna().any():
             bad = table[table["error"].notna()]
             raise ValueError(f"{len(bad)} test clips could not be scored, e.g. {bad.iloc[0]['path']}: {bad.iloc[0]['error']}")
@@ -40,11 +42,16 @@ def probabilities_on(predictor: Predictor, test) -> np.ndarray:
     return probs[:, [predictor.classes.index(e) for e in EMOTIONS]]  # columns in the labels' order
 
 
-def score_on(predictor: Predictor, test) -> dict[str, float]:
-    """Accuracy and F1-macro of ``predictor`` on an unscaled test FeatureSet (labels index EMOTIONS)."""
+def score_on(predictor: Predictor, test, probabilities: np.ndarray | None = None) -> dict[str, float]:
+    """Accuracy and F1-macro of ``predictor`` on an unscaled test FeatureSet (labels index EMOTIONS).
+
+    ``probabilities``: :func:`probabilities_on` of this predictor and ``test``, when the caller has
+    them already (registration computes them for the model card); otherwise they are computed."""
     if len(test) == 0:
         raise ValueError("the test split is empty: nothing to score the predictors on")
-    ev = evaluate_probabilities(predictor.name, "test", probabilities_on(predictor, test), test.labels, test.corpus)
+    if probabilities is None or len(probabilities) != len(test):
+        probabilities = probabilities_on(predictor, test)
+    ev = evaluate_probabilities(predictor.name, "test", probabilities, test.labels, test.corpus)
     return {"accuracy": ev.accuracy, "f1_macro": ev.f1_macro, "n": float(ev.n)}
 
 
@@ -69,8 +76,9 @@ def decide(
     production: Predictor | None,
     margin: float = 0.0,
     production_version: str | None = None,
+    new_probabilities: np.ndarray | None = None,
 ) -> PromotionDecision:
-    """Score both predictors on ``test`` and decide."""
+    """Score both predictors on ``test`` and decide (``new_probabilities``: the new one's, if known)."""
     if tuple(new.classes) != EMOTIONS:
         return PromotionDecision(False, f"the new predictor's classes {new.classes} are not the label set {EMOTIONS}",
                                  margin=margin)
@@ -80,7 +88,7 @@ def decide(
                                      margin=margin)
         return PromotionDecision(False, "this run has no test split (split.test_fraction is 0): the gate cannot "
                                  "compare it with production", margin=margin, production_version=production_version)
-    scores = score_on(new, test)
+    scores = score_on(new, test, new_probabilities)
     common = dict(new_f1_macro=scores["f1_macro"], new_accuracy=scores["accuracy"], margin=margin,
                   production_version=production_version)
     if production is None:

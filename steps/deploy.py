@@ -22,6 +22,7 @@ from zenml.enums import ArtifactType
 from materializers import PredictorMaterializer
 from speech_emotion import versions
 from speech_emotion.config import DeployConfig, PromotionConfig, SplitConfig
+from speech_emotion.corpora.common import EMOTIONS
 from speech_emotion.corpora.fingerprint import data_fingerprint
 from speech_emotion.features import FeatureParams, FeatureScaler, FeatureSet
 from speech_emotion.models.functionals_svm import FunctionalsSvm
@@ -115,14 +116,17 @@ def register_model(
     registered_model: str,
     source_fingerprint: str = "",
     data_sources: dict[str, dict] | None = None,
-) -> tuple[Annotated[str, "data_fingerprint"], Annotated[int, "mlflow_model_version"], Annotated[str, "model_card"]]:
+) -> tuple[Annotated[str, "data_fingerprint"], Annotated[int, "mlflow_model_version"], Annotated[str, "model_card"],
+           Annotated[np.ndarray, "test_probabilities"]]:
     """Log and register the predictor in MLflow, and describe the ZenML Model version.
 
     ``source_fingerprint`` (the corpus files and the ingestion options) lets a retraining run
     tell that nothing changed without ingesting again. ``data_sources`` (what each corpus is:
     :func:`speech_emotion.model_card.describe_corpora`) goes into the model card, which becomes
     the description of the MLflow model version and of the ZenML Model version, and the run's
-    artifact ``model_card.md``."""
+    artifact ``model_card.md``. ``test_probabilities`` (the predictor's, columns in ``EMOTIONS``
+    order; no rows when it could not score the test split) go to the promotion gate, which would
+    otherwise compute them again."""
     fingerprint = data_fingerprint(utterances)
     _tracking.set_experiment_kind()
     _tracking.log_dataset(utterances, name="+".join(sorted(set(utterances["corpus"]))), digest=fingerprint)
@@ -153,7 +157,9 @@ def register_model(
     response = model_version._get_or_create_model_version() if model_version is not None else None
     names = ([f"ZenML {response.model.name} {response.name}"] if response is not None else []) + (
         [f"MLflow {registered_model} v{version}"] if version else [])
-    card = _model_card(predictor, utterances, comparison, test, split, data_sources or {}, ", ".join(names) or None)
+    probs = _test_probabilities(predictor, test)
+    card = _model_card(predictor, utterances, comparison, test, probs, split, data_sources or {},
+                       ", ".join(names) or None)
     _tracking.log_text(card, "model_card.md")
     if version:
         import mlflow
@@ -171,24 +177,31 @@ def register_model(
         _tracking.set_tags({"zenml_model_version": str(model_version.number)})
     else:
         logger.warning("the pipeline runs without a ZenML Model (`model:` in its config): no version is created")
-    return fingerprint, version, card
+    return fingerprint, version, card, probs if probs is not None else np.zeros((0, len(EMOTIONS)), np.float32)
+
+
+def _test_probabilities(predictor: Predictor, test: FeatureSet) -> np.ndarray | None:
+    """The predictor's probabilities on the test split, or None (no test split, or a clip unreadable since
+    training: the card says so and registration goes on)."""
+    if not len(test):
+        return None
+    try:
+        return probabilities_on(predictor, test)
+    except ValueError as exc:
+        logger.warning("model card without per-group figures: %s", exc)
+        return None
 
 
 def _model_card(predictor: Predictor, utterances: pd.DataFrame, comparison: pd.DataFrame, test: FeatureSet,
-                split: SplitConfig, sources: dict[str, dict], version: str | None) -> str:
-    """The model card, with the predictor's test figures per gender and per corpus (when it can score them)."""
+                probs: np.ndarray | None, split: SplitConfig, sources: dict[str, dict], version: str | None) -> str:
+    """The model card, with the predictor's test figures per gender and per corpus (when it could score them)."""
     per_gender = per_corpus = None
-    if len(test):
-        try:
-            probs = probabilities_on(predictor, test)
-        except ValueError as exc:  # a test clip unreadable since training: the card says so, registration goes on
-            logger.warning("model card without per-group figures: %s", exc)
-        else:
-            gender_of = dict(zip(utterances["path"].astype(str), utterances["gender"].astype(str)))
-            genders = [gender_of.get(str(p), "unknown") for p in test.utterance_ids]
-            if set(genders) != {"unknown"}:
-                per_gender = group_scores(probs, test.labels, genders, "gender")
-            per_corpus = group_scores(probs, test.labels, test.corpus, "corpus")
+    if probs is not None:
+        gender_of = dict(zip(utterances["path"].astype(str), utterances["gender"].astype(str)))
+        genders = [gender_of.get(str(p), "unknown") for p in test.utterance_ids]
+        if set(genders) != {"unknown"}:
+            per_gender = group_scores(probs, test.labels, genders, "gender")
+        per_corpus = group_scores(probs, test.labels, test.corpus, "corpus")
     try:
         run = get_step_context().pipeline_run.name
     except RuntimeError:
@@ -211,9 +224,13 @@ def _example_audio(test: FeatureSet) -> bytes | None:
 
 @step(enable_cache=False, experiment_tracker=True)
 def promote_model(
-    predictor: Predictor, test: FeatureSet, promotion: PromotionConfig, mlflow_model_version: int
+    predictor: Predictor, test: FeatureSet, promotion: PromotionConfig, mlflow_model_version: int,
+    test_probabilities: np.ndarray | None = None,
 ) -> Annotated[dict, "promotion_decision"]:
-    """Score production's predictor and the new one on this run's test split; promote if not worse."""
+    """Score production's predictor and the new one on this run's test split; promote if not worse.
+
+    ``test_probabilities``: the new predictor's on ``test``, from ``register_model`` (recomputed when
+    they have no row per test clip)."""
     model_version = _model_version()
     if model_version is None:
         logger.warning("no ZenML Model configured: nothing to promote")
@@ -224,7 +241,8 @@ def promote_model(
     if production is not None and production.id != current.id:
         production_predictor = versions.load_predictor(production)
     decision = decide(predictor, test, production_predictor, promotion.margin,
-                      production_version=None if production is None else production.name)
+                      production_version=None if production is None else production.name,
+                      new_probabilities=test_probabilities)
     logger.info("promotion: %s (%s)", "promote" if decision.promote else "keep production", decision.reason)
     if decision.promote and promotion.enabled:
         versions.promote(current, mlflow_version=mlflow_model_version or None,

@@ -266,6 +266,14 @@ def test_promotion_first_version_better_worse_and_label_sets(trained, single, en
     other.classes = EMOTIONS[:6]
     refused = decide(single, test, other)
     assert not refused.promote and "label sets differ" in refused.reason
+    # the new predictor's probabilities from registration are used as given (here the better one's,
+    # so the worse one is promoted over the better), and recomputed when they have no row per clip
+    from speech_emotion.promotion import probabilities_on
+
+    given = decide(worse, test, better, new_probabilities=probabilities_on(better, test))
+    assert given.promote and given.new_f1_macro == pytest.approx(s_better)
+    empty = decide(worse, test, better, new_probabilities=np.zeros((0, len(EMOTIONS)), np.float32))
+    assert not empty.promote and empty.new_f1_macro == pytest.approx(s_worse)
 
 
 def test_production_with_other_feature_parameters_is_scored_from_the_audio(trained, single):
