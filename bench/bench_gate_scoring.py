@@ -1,6 +1,6 @@
 """What registration and the promotion gate pay to score a run's predictor on its test audio.
 
-    .venv/bin/python bench/bench_gate_scoring.py [RUN_NAME] [--repeat 2]   # default: the latest training run
+    .venv/bin/python bench/bench_gate_scoring.py [RUN_NAME] [--repeat 2]   # default: the latest completed training run
 
 ``register_model`` scores the run's predictor on the test split's audio for the model card
 (``speech_emotion.promotion.probabilities_on``: the files decoded, featurised and run through every
@@ -27,17 +27,15 @@ import numpy as np
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("run", nargs="?", help="training run name or id (default: the latest)")
+    ap.add_argument("run", nargs="?", help="training run name or id (default: the latest completed)")
     ap.add_argument("--repeat", type=int, default=2)
     args = ap.parse_args()
 
-    from zenml.client import Client
+    from pipelines.run_report import find_run
 
-    client = Client()
-    run = (client.get_pipeline_run(args.run) if args.run
-           else client.list_pipeline_runs(pipeline_name="training_pipeline", sort_by="desc:created", size=1)[0])
+    run = find_run(args.run)
     predictor = run.steps["build_predictor"].outputs["predictor"][0].load()
-    test = next(iter(run.steps["extract_test_features"].outputs.values()))[0].load()
+    test = run.steps["extract_test_features"].outputs["features"][0].load()
     paths = list(map(str, test.utterance_ids))
     print(f"run {run.name}: predictor {predictor.name} ({predictor.kind}), {len(paths)} test clips")
     predictor.predict_paths(paths[:2])  # warm-up: librosa, the networks' first traces
