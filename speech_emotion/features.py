@@ -460,11 +460,14 @@ class _Sink:
 _worker_sink: _Sink | None = None
 
 
-def _worker_init(folder: str | None, cache_dir: str | Path | None, params: FeatureParams) -> None:
-    """An extraction worker: one BLAS thread for its whole life (see :func:`one_blas_thread`), and its sink:
-    ``folder``'s memory maps opened for writing, and the feature cache."""
+def _worker_init(numba_cache_dir: str, folder: str | None, cache_dir: str | Path | None, params: FeatureParams) -> None:
+    """An extraction worker: librosa's numba kernels from its parent's cache (``numba_cache_dir``, see
+    :func:`speech_emotion.numba_cache.use_cache_dir`), one BLAS thread for its whole life (see
+    :func:`one_blas_thread`), and its sink: ``folder``'s memory maps opened for writing, and the feature cache."""
     global _worker_sink
     from threadpoolctl import threadpool_limits
+
+    numba_cache.use_cache_dir(numba_cache_dir)
 
     threadpool_limits(limits=1, user_api="blas")
     out = None if folder is None else {name: np.load(os.path.join(folder, f"{name}.npy"), mmap_mode="r+")
@@ -534,7 +537,8 @@ def extract_features(
             # can crash on its first call (seen as "process pool terminated abruptly" in `make demo`)
             pool = stack.enter_context(ProcessPoolExecutor(
                 max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
-                initargs=(None if folder is None else str(folder), cache_dir if cache is not None else None, params)))
+                initargs=(numba_cache.cache_dir(), None if folder is None else str(folder),
+                          cache_dir if cache is not None else None, params)))
             results = pool.map(_extract_in_worker, jobs, chunksize=8)
         else:
             stack.enter_context(one_blas_thread())

@@ -169,11 +169,34 @@ def ensure_cache(command: list[str] | None = None) -> str:
     return outcome
 
 
+def _set_cache_dir(env, folder: str) -> None:
+    """``NUMBA_CACHE_DIR`` in ``env`` (a dict, or ``os.environ``) set to ``folder``, or removed for ""."""
+    if folder:
+        env["NUMBA_CACHE_DIR"] = folder
+    else:
+        env.pop("NUMBA_CACHE_DIR", None)
+
+
+def use_cache_dir(folder: str) -> None:
+    """In a process started by another (an extraction worker): use ``folder``, the starting process's
+    :func:`cache_dir`, as numba's cache. Without it a worker spawned from a ZenML step inherits the
+    step's ``NUMBA_CACHE_DIR=/tmp``, compiles every librosa kernel a second time into ``/tmp`` (12 s on
+    a cold demo, where the step's own kernels were already compiled beside librosa's sources) and
+    locks another folder than its parent. Call it before librosa is imported: numba picks a
+    function's cache folder when the function is defined."""
+    if "librosa" in sys.modules:
+        logger.warning("numba_cache.use_cache_dir(%r) after librosa was imported: its kernels keep the "
+                       "cache folder they were defined with (%r)", folder, cache_dir())
+    _set_cache_dir(os.environ, folder)
+    config = sys.modules.get("numba.core.config")
+    if config is not None:  # imported already: it read the variable once, so set what it read
+        config.CACHE_DIR = folder
+
+
 def _run(command: list[str]) -> subprocess.CompletedProcess:
     package_root = str(Path(__file__).resolve().parent.parent)
     path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
-    env = dict(os.environ, PYTHONPATH=path, PYTHONFAULTHANDLER="1", NUMBA_CACHE_DIR=cache_dir())
-    if not env["NUMBA_CACHE_DIR"]:  # the child checks the cache this process loads, not the environment's
-        del env["NUMBA_CACHE_DIR"]
+    env = dict(os.environ, PYTHONPATH=path, PYTHONFAULTHANDLER="1")
+    _set_cache_dir(env, cache_dir())  # the child checks the cache this process loads, not the environment's
     return subprocess.run(command, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)

@@ -147,3 +147,23 @@ def test_one_cache_folder_reached_through_a_symlink_has_one_lock(tmp_path, monke
     assert numba_cache.lock_path() == through_link
     _use_cache_dir(monkeypatch, tmp_path / "other")
     assert numba_cache.lock_path() != through_link
+
+
+def test_extraction_workers_load_the_kernels_of_the_process_that_starts_them(tmp_path, monkeypatch):
+    # in a ZenML step the environment says NUMBA_CACHE_DIR=/tmp while the step's numba uses librosa's
+    # __pycache__: the workers it spawns inherited /tmp and compiled every kernel a second time there
+    import numba.core.config
+    import soundfile
+
+    from speech_emotion.features import extract_features
+
+    monkeypatch.setattr(numba.core.config, "CACHE_DIR", "")
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "zenml_says"))
+    t = np.arange(16000) / 16000
+    paths = []
+    for i in range(2):
+        paths.append(str(tmp_path / f"{i}.wav"))
+        soundfile.write(paths[-1], (0.3 * np.sin(2 * np.pi * (180 + 40 * i) * t)).astype(np.float32), 16000)
+    features = extract_features(paths, [0, 1], ["tess", "tess"], workers=2, progress=False)
+    assert len(features) == 2 and np.isfinite(features.mfcc).all()
+    assert _cached_kernels(tmp_path / "zenml_says") == []
