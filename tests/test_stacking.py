@@ -60,12 +60,15 @@ class _Recorder:
         return [self.snap(stage)]
 
 
+CONFIG = StackingConfig(base_hparams={**TINY, "dropout": 0.3}, meta_units=16, base_epochs=1, meta_epochs=2,
+                        batch_size=16, early_stopping_patience=2)
+
+
 @pytest.fixture(scope="module")
 def stacked():
     """One tiny stacking run; the training split has no "surprise" clip (the absent-class guard)."""
     train, val = _features(42, 0, n_classes=6), _features(21, 1)
-    config = StackingConfig(base_hparams=TINY, meta_units=16, base_epochs=1, meta_epochs=2, batch_size=16,
-                            early_stopping_patience=2)
+    config = CONFIG
     recorder = _Recorder()
     logger = logging.getLogger("speech_emotion.models.stacking")
     records: list[logging.LogRecord] = []
@@ -113,6 +116,39 @@ def test_stacking_structure_frozen_bases_and_meta(stacked):
     assert any("surprise" in r.getMessage() for r in records)
 
 
+def test_each_base_is_the_binary_model_its_emotion_gives_when_trained_alone(stacked):
+    """One model object trains the seven bases (TensorFlow traces its steps once), each from the initial
+    weights of its own freshly built binary model and a fresh optimizer: a base late in the order must be
+    the model trained alone, from a fresh build with its seed, dropout and optimizer state included."""
+    import keras
+    import tensorflow as tf
+
+    from speech_emotion.models.stacking import _one_vs_rest_dataset
+
+    trained, val, *_ = stacked
+    train = _features(42, 0, n_classes=6)
+    x_train, x_val = (np.asarray(f.logmel, np.float32) for f in (train, val))
+    y_train, y_val = (np.asarray(f.labels, np.int64) for f in (train, val))
+    k = 4
+    weights = binary_class_weights(y_train == k)
+    keras.utils.set_random_seed(CONFIG.seed + k)
+    alone = build_binary_cnn2d_lstm(x_train.shape[1:], CONFIG.base_hp(), name="alone")
+    assert any(isinstance(l, keras.layers.Dropout) and l.rate == 0.3 for l in alone.layers)
+    alone.fit(_one_vs_rest_dataset(tf.data.Dataset.from_tensor_slices((x_train, y_train)), k, weights,
+                                   CONFIG.batch_size, True, CONFIG.seed + k),
+              validation_data=_one_vs_rest_dataset(tf.data.Dataset.from_tensor_slices((x_val, y_val)), k, weights,
+                                                   CONFIG.batch_size, False, CONFIG.seed + k),
+              epochs=CONFIG.base_epochs, verbose=0, shuffle=False,
+              callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=CONFIG.early_stopping_patience,
+                                                       restore_best_weights=True)])
+    base = trained.model.get_layer(base_model_name(EMOTIONS[k]))
+    for layer in alone.layers:
+        for a, b in zip(layer.get_weights(), base.get_layer(layer.name).get_weights()):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=layer.name)
+    initial = build_binary_cnn2d_lstm(x_train.shape[1:], CONFIG.base_hp(), name="untrained")
+    assert not all(np.allclose(a, b) for a, b in zip(initial.get_weights(), base.get_weights()))
+
+
 def test_meta_stage_trained_the_stacking_models_own_layers(stacked):
     """The meta layers train on the representations computed once; the stacking model, running its bases on
     the clips, scores the validation split as the meta stage's best epoch did."""
@@ -129,8 +165,8 @@ def test_stacking_history_and_hparams(stacked):
             assert len(trained.history[f"base_{emotion}_{key}"]) == 1
     for key in ("loss", "val_loss", "accuracy", "val_accuracy"):
         assert len(trained.history[key]) == 2
-    assert trained.hparams["base_hparams"] == CnnLstmHParams.from_dict(TINY).to_dict()
-    assert StackingConfig(**trained.hparams).base_hp() == CnnLstmHParams.from_dict(TINY)
+    assert trained.hparams["base_hparams"] == CnnLstmHParams.from_dict(CONFIG.base_hparams).to_dict()
+    assert StackingConfig(**trained.hparams).base_hp() == CnnLstmHParams.from_dict(CONFIG.base_hparams)
 
 
 def test_stacking_predicts_and_round_trips_as_one_keras_file(stacked, tmp_path):
@@ -153,7 +189,7 @@ def test_stacking_predicts_and_round_trips_as_one_keras_file(stacked, tmp_path):
 
 
 def test_binary_model_and_class_weights():
-    model = build_binary_cnn2d_lstm((16, 32), CnnLstmHParams.from_dict(TINY), name="binary_fear")
+    model = build_binary_cnn2d_lstm((16, 32), CnnLstmHParams.from_dict(CONFIG.base_hparams), name="binary_fear")
     assert model.output_shape == (None, 1) and model.loss == "binary_crossentropy"
     assert [l.name for l in model.layers if l.name.endswith("_conv")] == ["block1_conv", "block2_conv"]
     # one-vs-rest 1:6 -> balanced weights; an absent class gets weight 1 (no division by zero)

@@ -170,6 +170,14 @@ def _one_vs_rest_dataset(base, k: int, weights: dict[int, float], batch_size: in
     return ds.map(to_binary, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+def _copy_variables(source: Sequence[Any], target: Sequence[Any]) -> None:
+    """Every value of ``source`` (Keras variables or arrays) into the matching variable of ``target``."""
+    if len(source) != len(target):
+        raise ValueError(f"cannot copy {len(source)} variables into {len(target)}")
+    for src, dst in zip(source, target):
+        dst.assign(src)
+
+
 def _as_floats(history: dict[str, list]) -> dict[str, list[float]]:
     return {k: [float(v) for v in vals] for k, vals in history.items()}
 
@@ -219,6 +227,14 @@ def train_stacking(
 
     history: dict[str, list[float]] = {}
     bases = []
+    # The seven binary models have one architecture, so one model object trains them all, each from its own
+    # initial weights and a fresh optimizer state: TensorFlow traces its train and validation steps once
+    # instead of seven times (about 2 s each on a 2-core CPU, a fifth of the stacking step in the demo).
+    # Each binary model is built as before (from the seed ``config.seed + k``), its initial weights are
+    # copied into the trainer, and the trained weights back into it.
+    trainer = build_binary_cnn2d_lstm(input_shape, hp, name="binary_trainer")
+    trainer.optimizer.build(trainer.trainable_variables)
+    fresh_optimizer = [keras.ops.convert_to_numpy(v) for v in trainer.optimizer.variables]
     for k, emotion in enumerate(EMOTIONS):
         stage = base_model_name(emotion)
         binary_train = y_train == k
@@ -227,8 +243,10 @@ def train_stacking(
         weights = binary_class_weights(binary_train, config.class_weight_balanced)
         keras.utils.set_random_seed(config.seed + k)
         binary = build_binary_cnn2d_lstm(input_shape, hp, name=f"binary_{emotion}")
+        _copy_variables(binary.variables, trainer.variables)
+        _copy_variables(fresh_optimizer, trainer.optimizer.variables)
         logger.info("stacking: training %s (%d parameters, class weights %s)", stage, binary.count_params(), weights)
-        fitted = binary.fit(
+        fitted = trainer.fit(
             _one_vs_rest_dataset(train_xy, k, weights, config.batch_size, True, config.seed + k),
             validation_data=_one_vs_rest_dataset(val_xy, k, weights, config.batch_size, False, config.seed + k),
             epochs=config.base_epochs,
@@ -237,6 +255,7 @@ def train_stacking(
             shuffle=False,  # the dataset shuffles itself
         )
         history.update({f"{stage}_{key}": vals for key, vals in _as_floats(fitted.history).items()})
+        _copy_variables(trainer.variables, binary.variables)
         bases.append(freeze_base(binary, stage))
 
     keras.utils.set_random_seed(config.seed + len(EMOTIONS))
