@@ -122,7 +122,7 @@ def workers_scaling(paths: list[str], max_workers: int, repeat: int) -> None:
             folder.mkdir()
             start = time.perf_counter()
             extract_features(paths, [0] * len(paths), ["bench"] * len(paths), hashes, workers=workers,
-                             progress=False, folder=folder, cache_dir=Path(tmp) / "cache")
+                             min_clips_per_worker=1, progress=False, folder=folder, cache_dir=Path(tmp) / "cache")
             return time.perf_counter() - start
 
     counts = list(range(1, max_workers + 1))

@@ -493,6 +493,13 @@ def _extract_in_worker(job: tuple) -> tuple[int, ClipFeatures | None]:
     return i, _worker_sink.take(i, content_hash, _extract_one(args))
 
 
+#: Fewer clips to extract than this per worker, and extraction runs in this process instead: each spawned
+#: worker is a fresh interpreter that imports the caller's main module (the ``zenml`` CLI in a pipeline),
+#: numpy and librosa before its first clip, about 2.5 s on 2 cores, in which one process extracts some
+#: 500 clips of 2-3 s (BENCHMARKS.md, "The cold demo")
+MIN_CLIPS_PER_WORKER = 500
+
+
 def extract_features(
     paths: Sequence[str],
     labels: Sequence[int],
@@ -504,11 +511,13 @@ def extract_features(
     progress: bool = True,
     augmenter=None,
     folder: str | Path | None = None,
+    min_clips_per_worker: int = MIN_CLIPS_PER_WORKER,
 ) -> FeatureSet:
     """Extract the features of every path (in order), using the cache when given; with ``augmenter``, of
     each clip's augmented copy (the caller gives ``content_hashes`` that tell copies from originals).
     With ``folder``, each clip's features go straight into memory maps there (:func:`allocate`), written
-    by the worker that extracted it."""
+    by the worker that extracted it. ``workers`` processes at most, and only as many as have
+    ``min_clips_per_worker`` clips to extract each (one: this process)."""
     from tqdm.auto import tqdm
 
     n = len(paths)
@@ -528,8 +537,9 @@ def extract_features(
     jobs = [(i, hashes[i], (paths[i], params, augmenter, content_hashes[i] if content_hashes is not None else paths[i]))
             for i in todo]
     started = time.perf_counter()
+    workers = max(1, min(workers, len(todo) // max(min_clips_per_worker, 1)))
     with contextlib.ExitStack() as stack:  # the pool (or the BLAS limit) ends with the loop, not at GC
-        if workers > 1 and len(todo) > 1:
+        if workers > 1:
             for arr in out.values():  # the workers open the files again: what is already stored goes first
                 if isinstance(arr, np.memmap):
                     arr.flush()

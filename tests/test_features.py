@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 
@@ -122,17 +123,27 @@ def test_extract_features_uses_cache_and_resamples(tmp_path):
     assert FeatureCache(tmp_path / "cache", other).get("h1") is None
 
 
+def test_a_few_clips_are_extracted_in_process_whatever_the_workers(tmp_path, caplog):
+    # starting a spawned worker costs what one process extracts of hundreds of clips
+    paths = [_write(tmp_path, f"{i}.wav", _clip(1.0, i)) for i in range(3)]
+    with caplog.at_level(logging.INFO, logger="speech_emotion.features"):
+        extract_features(paths, [0] * 3, ["crema"] * 3, workers=2, min_clips_per_worker=2, progress=False)
+        extract_features(paths, [0] * 3, ["crema"] * 3, workers=2, min_clips_per_worker=1, progress=False)
+    used = [r.getMessage().split("(")[-1] for r in caplog.records if "extracted" in r.getMessage()]
+    assert [u.split(",")[1].strip() for u in used] == ["1 workers)", "2 workers)"]
+
+
 def test_extract_features_in_parallel_matches_serial(tmp_path):
     paths = [_write(tmp_path, f"{i}.wav", _clip(1.0 + 0.1 * i, i)) for i in range(6)]
     serial = extract_features(paths, [0] * 6, ["crema"] * 6, progress=False)
-    parallel = extract_features(paths, [0] * 6, ["crema"] * 6, workers=2, progress=False)
+    parallel = extract_features(paths, [0] * 6, ["crema"] * 6, workers=2, min_clips_per_worker=1, progress=False)
     # into memory maps, which the workers write themselves, with one clip already in the cache
     hashes = [f"h{i}" for i in range(6)]
     cache = tmp_path / "cache"
     extract_features(paths[2:3], [0], ["crema"], hashes[2:3], cache_dir=cache, progress=False)
     folder = tmp_path / "streamed"
     folder.mkdir()
-    streamed = extract_features(paths, [0] * 6, ["crema"] * 6, hashes, cache_dir=cache, workers=2, progress=False,
+    streamed = extract_features(paths, [0] * 6, ["crema"] * 6, hashes, cache_dir=cache, workers=2, min_clips_per_worker=1, progress=False,
                                 folder=folder)
     # identical, not merely close: every process computes features on one BLAS thread
     for name in ("mfcc", "chroma", "mel", "logmel", "n_frames"):

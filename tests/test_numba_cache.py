@@ -164,6 +164,6 @@ def test_extraction_workers_load_the_kernels_of_the_process_that_starts_them(tmp
     for i in range(2):
         paths.append(str(tmp_path / f"{i}.wav"))
         soundfile.write(paths[-1], (0.3 * np.sin(2 * np.pi * (180 + 40 * i) * t)).astype(np.float32), 16000)
-    features = extract_features(paths, [0, 1], ["tess", "tess"], workers=2, progress=False)
+    features = extract_features(paths, [0, 1], ["tess", "tess"], workers=2, min_clips_per_worker=1, progress=False)
     assert len(features) == 2 and np.isfinite(features.mfcc).all()
     assert _cached_kernels(tmp_path / "zenml_says") == []
