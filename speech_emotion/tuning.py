@@ -17,6 +17,7 @@ imported by :func:`tune_family`.
 
 from __future__ import annotations
 
+import gc
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -172,12 +173,20 @@ def tune_family(
     )
     logger.info("tuning %s: Hyperband max_epochs=%d factor=%d on %d clips, objective %s",
                 fam.name, config.max_epochs, config.factor, len(train), config.objective)
-    tuner.search(
-        make_dataset(x_train, train.labels, config.batch_size, True, config.seed),
-        validation_data=make_dataset(x_val, val.labels, config.batch_size, False, config.seed),
-        shuffle=False,  # the training dataset shuffles itself every epoch
-        verbose=1 if progress else 0,
-    )
+    # keras-tuner runs a full garbage collection before every trial, twice (its own gc.collect() and Keras's
+    # clear_session()), over every object of this process: half a second each here, in a process that holds
+    # TensorFlow and ZenML. Objects that exist before the search are kept out of those collections
+    # (gc.freeze); what the trials allocate is still collected.
+    gc.freeze()
+    try:
+        tuner.search(
+            make_dataset(x_train, train.labels, config.batch_size, True, config.seed),
+            validation_data=make_dataset(x_val, val.labels, config.batch_size, False, config.seed),
+            shuffle=False,  # the training dataset shuffles itself every epoch
+            verbose=1 if progress else 0,
+        )
+    finally:
+        gc.unfreeze()
 
     trials = tuner.oracle.trials
     records = [_record(fam.name, trials[tid]) for tid in sorted(trials, key=_trial_order)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import pytest
 from pydantic import ValidationError
@@ -98,7 +100,15 @@ def test_hyperband_on_f1_macro_records_every_trial_and_feeds_training(tmp_path):
     train, val = _features(28), _features(14, seed=1)
     config = TuningConfig(max_epochs=2, factor=2, batch_size=14, space=TINY_SPACE, seed=1)
     records: list[TrialRecord] = []
-    result = tune_family("cnn2d_lstm", train, val, config, tmp_path / "tuning", on_trial_end=records.append)
+    frozen: list[int] = []
+
+    def on_trial_end(record: TrialRecord) -> None:
+        records.append(record)
+        frozen.append(gc.get_freeze_count())
+
+    result = tune_family("cnn2d_lstm", train, val, config, tmp_path / "tuning", on_trial_end=on_trial_end)
+    # the objects from before the search sit out keras-tuner's per-trial collections, and only during it
+    assert min(frozen) > 0 and gc.get_freeze_count() == 0
 
     # max_epochs=2, factor=2: brackets of 2 configs (1 epoch, then the best for 2) and 2 configs (2 epochs)
     assert len(records) == len(result.trials) == 5
