@@ -174,9 +174,10 @@ def tune_family(
     logger.info("tuning %s: Hyperband max_epochs=%d factor=%d on %d clips, objective %s",
                 fam.name, config.max_epochs, config.factor, len(train), config.objective)
     # keras-tuner runs a full garbage collection before every trial, twice (its own gc.collect() and Keras's
-    # clear_session()), over every object of this process: half a second each in a script that holds TensorFlow,
-    # about a second in a pipeline step that also holds ZenML and the earlier steps' artifacts. Objects that exist before the search are kept out of those collections
-    # (gc.freeze); what the trials allocate is still collected.
+    # clear_session()), over every object of this process: half a second each in a script that holds
+    # TensorFlow, about a second in a pipeline step that also holds ZenML and the earlier steps' artifacts.
+    # The objects that exist before the search sit out those collections (gc.freeze); what the trials
+    # allocate is still collected.
     gc.freeze()
     try:
         tuner.search(
