@@ -8,7 +8,8 @@ as the number of clips grows (issue 10).
 The project's own code paths, on the same synthetic clips for every size:
 
 1. ``features``: ``speech_emotion.features.extract_features`` on wav files (no feature cache,
-   ``--workers`` processes, as ``features.workers`` in the configs), once per split as the
+   ``--workers`` processes for every split, however small: not the pipeline's in-process fallback
+   under ``MIN_CLIPS_PER_WORKER``, so that the sizes compare), once per split as the
    pipeline's feature step does (train / val / test = 65 / 20 / 15 %, the demo profile's fractions),
    streamed into memory-mapped ``.npy`` files in a folder per split, as the step does into its
    artifact's folder (``--in-memory``: the arrays in RAM, as before issue 10).
@@ -201,7 +202,7 @@ def run_size(n: int, clips_dir: Path, workers: int, epochs: int, in_memory: bool
     start = time.perf_counter()
     raw = {name: extract_features([paths[i] for i in idx], [labels[i] for i in idx], [corpus[i] for i in idx],
                                   params=params, cache_dir=None, workers=workers, progress=False,
-                                  folder=folder(f"raw_{name}"))
+                                  min_clips_per_worker=1, folder=folder(f"raw_{name}"))
            for name, idx in splits.items()}
     times["features"] = time.perf_counter() - start
 

@@ -143,8 +143,8 @@ def test_extract_features_in_parallel_matches_serial(tmp_path):
     extract_features(paths[2:3], [0], ["crema"], hashes[2:3], cache_dir=cache, progress=False)
     folder = tmp_path / "streamed"
     folder.mkdir()
-    streamed = extract_features(paths, [0] * 6, ["crema"] * 6, hashes, cache_dir=cache, workers=2, min_clips_per_worker=1, progress=False,
-                                folder=folder)
+    streamed = extract_features(paths, [0] * 6, ["crema"] * 6, hashes, cache_dir=cache, workers=2,
+                                min_clips_per_worker=1, progress=False, folder=folder)
     # identical, not merely close: every process computes features on one BLAS thread
     for name in ("mfcc", "chroma", "mel", "logmel", "n_frames"):
         np.testing.assert_array_equal(getattr(parallel, name), getattr(serial, name), err_msg=name)
