@@ -56,10 +56,12 @@ def lock_path() -> Path:
 
 def cache_dir() -> str:
     """The ``NUMBA_CACHE_DIR`` this process's numba writes to, "" for the ``__pycache__`` folders beside
-    the sources: numba reads the variable once, when it is imported, so once it is, its own setting
-    counts, not the environment's. They differ in a ZenML step: ZenML sets ``NUMBA_CACHE_DIR=/tmp``
-    when it loads its integrations (``zenml/integrations/evidently``), and a process that imported
-    numba before that writes beside librosa's sources while its environment says ``/tmp``."""
+    the sources: once numba is imported, its own setting counts, not the environment's. They differ in
+    a ZenML step: ZenML sets ``NUMBA_CACHE_DIR=/tmp`` when it loads its integrations
+    (``zenml/integrations/evidently``), and a process that imported numba before that writes beside
+    librosa's sources while its environment says ``/tmp``. numba reads the environment again before
+    each compilation (``config.reload_config()``), so the first call of :func:`librosa` sets the
+    environment back to this folder."""
     config = sys.modules.get("numba.core.config")
     if config is not None:
         return config.CACHE_DIR or ""
@@ -71,6 +73,11 @@ def librosa(timeout: float = -1):
     process. ``timeout``: seconds to wait for another process's compilation (-1: as long as it takes);
     past it, :class:`filelock.Timeout`."""
     global _warmed
+    if not _warmed:
+        # numba reloads its settings from the environment before every compilation: pin the environment
+        # to the cache numba loaded with, or a ZenML step's NUMBA_CACHE_DIR=/tmp would become numba's
+        # cache at the first kernel compiled after the warm-up (and the lock's and the workers' with it)
+        _set_cache_dir(os.environ, cache_dir())
     import librosa as module
 
     if not _warmed:
@@ -189,7 +196,7 @@ def use_cache_dir(folder: str) -> None:
                        "cache folder they were defined with (%r)", folder, cache_dir())
     _set_cache_dir(os.environ, folder)
     config = sys.modules.get("numba.core.config")
-    if config is not None:  # imported already: it read the variable once, so set what it read
+    if config is not None:  # imported already: numba reads the environment again only at its next compilation
         config.CACHE_DIR = folder
 
 

@@ -167,3 +167,25 @@ def test_extraction_workers_load_the_kernels_of_the_process_that_starts_them(tmp
     features = extract_features(paths, [0, 1], ["tess", "tess"], workers=2, min_clips_per_worker=1, progress=False)
     assert len(features) == 2 and np.isfinite(features.mfcc).all()
     assert _cached_kernels(tmp_path / "zenml_says") == []
+
+
+PINNED = """
+import os
+import numba
+from speech_emotion import numba_cache
+
+os.environ["NUMBA_CACHE_DIR"] = os.environ.pop("ZENML_SAYS")  # as ZenML does, after numba's import
+numba_cache.librosa()
+numba.njit(lambda x: x + 1)(1)  # a compilation after the warm-up: numba reads the environment again
+print(repr(numba_cache.cache_dir()), repr(os.environ.get("NUMBA_CACHE_DIR")))
+"""
+
+
+def test_a_compilation_after_the_warm_up_keeps_the_cache_numba_was_imported_with(tmp_path):
+    # numba reloads its settings from the environment before every compilation: without the pin, the
+    # step's cache (its lock, its workers') switched to ZenML's NUMBA_CACHE_DIR=/tmp at the first one
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    out = subprocess.run([sys.executable, "-c", PINNED], cwd=ROOT, capture_output=True, text=True, check=True,
+                         env=dict(env, ZENML_SAYS=str(tmp_path / "zenml_says"), PYTHONPATH=str(ROOT)))
+    assert out.stdout.split() == ["''", "None"], out.stdout + out.stderr
+    assert not (tmp_path / "zenml_says").exists()
