@@ -87,6 +87,12 @@ class Augmenter:
         return out
 
 
+#: :data:`speech_emotion.features.MIN_CLIPS_PER_WORKER` for augmented copies: one costs about 13 times a
+#: plain clip (speed and pitch perturbation resample it; 65 ms against 5 ms for RAVDESS clips of 3-4 s on
+#: one core), so a worker pays for its start-up with some 40 of them
+MIN_CLIPS_PER_WORKER = 40
+
+
 def augment_training_set(features: FeatureSet, utterances: pd.DataFrame, config: AugmentationConfig,
                          params: FeatureParams, cache_dir=None, workers: int = 1, progress: bool = True,
                          folder: str | Path | None = None) -> FeatureSet:
@@ -109,7 +115,8 @@ def augment_training_set(features: FeatureSet, utterances: pd.DataFrame, config:
             extracted = extract_features(paths, features.labels, features.corpus,
                                          content_hashes=[f"{h}.aug{augmenter.key()}" for h in hashes],
                                          params=params, cache_dir=cache_dir, workers=workers, progress=progress,
-                                         augmenter=augmenter, folder=scratch)
+                                         augmenter=augmenter, folder=scratch,
+                                         min_clips_per_worker=MIN_CLIPS_PER_WORKER)
             extracted.utterance_ids = np.asarray([f"{p}{AUGMENTED_MARK}{copy}" for p in paths])
             parts.append(extracted)
         return FeatureSet.concatenate(parts, folder)

@@ -182,7 +182,8 @@ class FeatureConfig(FeatureParams):
     #: content-addressed cache of per-clip features; relative to the project root, or a URL (s3://...)
     cache_dir: str | None = "data/cache/features"
     #: processes extracting the clips' features, and openSMILE's functionals for the baseline, side by side
-    #: (the features: at most one per 500 clips to extract, features.MIN_CLIPS_PER_WORKER; fewer run in-process)
+    #: (the features: at most one per 500 clips to extract, features.MIN_CLIPS_PER_WORKER, and per 40
+    #: augmented copies, augmentation.MIN_CLIPS_PER_WORKER; fewer run in-process)
     workers: int = Field(1, ge=1)
     scale: bool = True
     #: ``element``: per (band, frame), the seed's; ``band``: per mel band over the clips' own frames

@@ -131,6 +131,9 @@ def test_a_few_clips_are_extracted_in_process_whatever_the_workers(tmp_path, cap
         extract_features(paths, [0] * 3, ["crema"] * 3, workers=2, min_clips_per_worker=1, progress=False)
     used = [r.getMessage().split("(")[-1] for r in caplog.records if "extracted" in r.getMessage()]
     assert [u.split(",")[1].strip() for u in used] == ["1 workers)", "2 workers)"]
+    capped = [r.getMessage() for r in caplog.records if "instead of" in r.getMessage()]
+    assert capped == ["features: 1 process(es) instead of the 2 workers asked for: 3 clips to extract, "
+                      "a worker is started per 2"]
 
 
 def test_extract_features_in_parallel_matches_serial(tmp_path):
