@@ -23,8 +23,9 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	# librosa's numba kernels compiled once, here, into its __pycache__ (about 15 s on 2 cores), not by the
-	# first pipeline run, prediction or service request (speech_emotion/numba_cache.py)
+	# librosa's numba kernels compiled once, here, into numba's cache (librosa's __pycache__, or the shell's
+	# NUMBA_CACHE_DIR; about 15 s on 2 cores), not by the first pipeline run, prediction or service request
+	# (speech_emotion/numba_cache.py)
 	$(BIN)/python -c 'from speech_emotion import numba_cache; numba_cache.librosa()'
 	touch $@
 

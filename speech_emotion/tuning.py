@@ -177,7 +177,9 @@ def tune_family(
     # clear_session()), over every object of this process: half a second each in a script that holds
     # TensorFlow, about a second in a pipeline step that also holds ZenML and the earlier steps' artifacts.
     # The objects that exist before the search sit out those collections (gc.freeze); what the trials
-    # allocate is still collected.
+    # allocate is still collected. One collection first, so that garbage already there is not kept for the
+    # whole search. (gc.unfreeze() would also release a caller's own freeze: no caller freezes.)
+    gc.collect()
     gc.freeze()
     try:
         tuner.search(
