@@ -537,10 +537,11 @@ def extract_features(
     jobs = [(i, hashes[i], (paths[i], params, augmenter, content_hashes[i] if content_hashes is not None else paths[i]))
             for i in todo]
     started = time.perf_counter()
-    capped = max(1, min(workers, len(todo) // max(min_clips_per_worker, 1)))
+    per_worker = max(min_clips_per_worker, 1)
+    capped = max(1, min(workers, len(todo) // per_worker))
     if todo and capped < workers:
         logger.info("features: %d process(es) instead of the %d workers asked for: %d clips to extract, "
-                    "a worker is started per %d", capped, workers, len(todo), min_clips_per_worker)
+                    "a worker is started per %d", capped, workers, len(todo), per_worker)
     workers = capped
     with contextlib.ExitStack() as stack:  # the pool (or the BLAS limit) ends with the loop, not at GC
         if workers > 1:
